@@ -1,0 +1,42 @@
+# The README's two commands: `make demo` (run the main job) and `make test`.
+# Both create or refresh .venv (idempotent; quick when up to date).
+# A GPU user picks a CUDA build of torch with e.g.
+#   make test TORCH_SPEC="torch==2.13.0 --index-url https://download.pytorch.org/whl/cu128"
+
+PYTHON ?= python3
+VENV ?= .venv
+TORCH_SPEC ?= torch==2.13.0
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.restore-installed
+SOURCES := pyproject.toml setup.py $(shell find csrc -type f 2>/dev/null)
+
+.PHONY: venv test test-all demo bench lint build clean
+
+venv: $(STAMP)
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): $(SOURCES) | $(PY)
+	$(PY) -m pip install -q --disable-pip-version-check setuptools wheel
+	$(PY) -m pip install -q --disable-pip-version-check $(TORCH_SPEC)
+	$(PY) -m pip install -q --disable-pip-version-check --no-build-isolation -e ".[dev]"
+	touch $(STAMP)
+
+test: venv
+	$(PY) -m pytest -q
+
+test-all: venv
+	$(PY) -m pytest -q -m "slow or not slow"
+
+demo: venv
+	$(PY) -m restore.demo --out demo-out
+
+build: venv
+	$(PY) setup.py build_ext --inplace
+
+lint: venv
+	$(VENV)/bin/ruff check restore tests benchmarks
+
+clean:
+	rm -rf build demo-out *.egg-info restore/_C*.so

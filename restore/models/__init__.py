@@ -1,0 +1,1 @@
+"""Inpainting methods: one module per method, registered in :mod:`restore.models.registry`."""

@@ -1,0 +1,75 @@
+"""Classical baselines: OpenCV's Telea and Navier-Stokes inpainting (no weights)."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from restore.models.base import check_inputs, composite
+
+
+class OpenCVInpainter:
+    """OpenCV ``cv2.inpaint`` behind the :class:`~restore.models.base.Inpainter` contract.
+
+    Images whose values are exact multiples of 1/255 (everything that came from
+    an 8-bit archive) are inpainted as 8-bit BGR, exactly as ``cv2.inpaint`` on
+    a ``cv2.imread`` image would be; anything else is inpainted per channel in
+    float32, which OpenCV supports for single-channel images.
+
+    Args:
+        name: ``"telea"`` or ``"ns"``.
+        radius: inpainting neighbourhood radius in pixels (3, as in the papers' baselines).
+    """
+
+    def __init__(self, name: str, radius: float = 3.0) -> None:
+        import cv2
+
+        flags = {"telea": cv2.INPAINT_TELEA, "ns": cv2.INPAINT_NS}
+        if name not in flags:
+            raise ValueError(f"unknown OpenCV method {name!r}; expected one of {sorted(flags)}")
+        self.name = name
+        self.radius = float(radius)
+        self._flag = flags[name]
+
+    def inpaint_array(self, image: np.ndarray, hole: np.ndarray) -> np.ndarray:
+        """Inpaint one image given as an array.
+
+        Args:
+            image: (H, W, 3) uint8 RGB, or float32 in [0, 1].
+            hole: (H, W) bool or uint8, nonzero = hole.
+
+        Returns:
+            The inpainted image, same dtype and shape as ``image``.
+        """
+        import cv2
+
+        mask8 = (np.asarray(hole) > 0).astype(np.uint8) * 255
+        if image.dtype == np.uint8:
+            bgr = np.ascontiguousarray(image[..., ::-1])
+            return np.ascontiguousarray(cv2.inpaint(bgr, mask8, self.radius, self._flag)[..., ::-1])
+        channels = [
+            cv2.inpaint(np.ascontiguousarray(image[..., c], dtype=np.float32), mask8, self.radius, self._flag)
+            for c in range(image.shape[-1])
+        ]
+        return np.stack(channels, axis=-1)
+
+    @torch.no_grad()
+    def inpaint(self, image: Tensor, mask: Tensor) -> Tensor:
+        """Fill the holes of a batch.
+
+        Shape:
+            image: (B, 3, H, W) in [0, 1]; mask: (B, 1, H, W), 1 = hole; returns (B, 3, H, W).
+        """
+        check_inputs(image, mask)
+        out = torch.empty_like(image)
+        images = image.detach().to("cpu", torch.float32).permute(0, 2, 3, 1).numpy()
+        holes = (mask.detach().cpu()[:, 0] > 0.5).numpy()
+        for b in range(image.shape[0]):
+            as_255 = np.round(images[b] * 255.0)
+            if np.array_equal(as_255 / 255.0, images[b].astype(np.float64)):
+                filled = self.inpaint_array(as_255.astype(np.uint8), holes[b]).astype(np.float32) / 255.0
+            else:
+                filled = self.inpaint_array(images[b], holes[b])
+            out[b] = torch.from_numpy(filled).permute(2, 0, 1).to(out)
+        return composite(out, image, mask)

@@ -1,0 +1,66 @@
+"""Build of the compiled extension ``restore._C``.
+
+The CPU kernels are always built. The CUDA kernels are built when torch was
+built with CUDA and nvcc is found, or when ``FORCE_CUDA=1``. Metadata lives in
+``pyproject.toml``; install with ``pip install --no-build-isolation -e .``
+after torch.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+
+from setuptools import setup
+from torch.utils.cpp_extension import CUDA_HOME, BuildExtension, CppExtension, CUDAExtension
+
+import torch
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def _want_cuda() -> bool:
+    if os.environ.get("FORCE_CUDA", "0") == "1":
+        return True
+    has_nvcc = CUDA_HOME is not None or shutil.which("nvcc") is not None
+    return torch.version.cuda is not None and has_nvcc
+
+
+def _extensions() -> list:
+    cpu_sources = sorted(glob.glob(os.path.join("csrc", "*.cpp")) + glob.glob(os.path.join("csrc", "ops", "*.cpp")))
+    if not cpu_sources:
+        return []
+    cxx_flags = ["-O3", "-std=c++17", "-fdiagnostics-color=always"]
+    define_macros = [("Py_LIMITED_API", "0x03090000")]
+    if _want_cuda():
+        os.environ.setdefault("TORCH_CUDA_ARCH_LIST", "8.0;9.0+PTX")
+        cuda_sources = sorted(
+            glob.glob(os.path.join("csrc", "ops", "cuda", "*.cu"))
+            + glob.glob(os.path.join("csrc", "ops", "cuda", "*.cpp"))
+        )
+        return [
+            CUDAExtension(
+                "restore._C",
+                cpu_sources + cuda_sources,
+                extra_compile_args={"cxx": cxx_flags, "nvcc": ["-O3", "-std=c++17"]},
+                define_macros=define_macros + [("WITH_CUDA", None)],
+                py_limited_api=True,
+            )
+        ]
+    return [
+        CppExtension(
+            "restore._C",
+            cpu_sources,
+            extra_compile_args={"cxx": cxx_flags},
+            define_macros=define_macros,
+            py_limited_api=True,
+        )
+    ]
+
+
+setup(
+    ext_modules=_extensions(),
+    cmdclass={"build_ext": BuildExtension},
+    options={"bdist_wheel": {"py_limited_api": "cp39"}},
+)
