@@ -31,8 +31,10 @@ def _extensions() -> list:
     cpu_sources = sorted(glob.glob(os.path.join("csrc", "*.cpp")) + glob.glob(os.path.join("csrc", "ops", "*.cpp")))
     if not cpu_sources:
         return []
-    cxx_flags = ["-O3", "-std=c++17", "-fdiagnostics-color=always"]
-    define_macros = [("Py_LIMITED_API", "0x03090000")]
+    # torch's BuildExtension adds -std=c++20 (what its headers need) and, with
+    # py_limited_api=True, -DPy_LIMITED_API for its minimum CPython.
+    cxx_flags = ["-O3", "-fdiagnostics-color=always"]
+    define_macros: list[tuple[str, str | None]] = []
     if _want_cuda():
         os.environ.setdefault("TORCH_CUDA_ARCH_LIST", "8.0;9.0+PTX")
         cuda_sources = sorted(
@@ -43,7 +45,7 @@ def _extensions() -> list:
             CUDAExtension(
                 "restore._C",
                 cpu_sources + cuda_sources,
-                extra_compile_args={"cxx": cxx_flags, "nvcc": ["-O3", "-std=c++17"]},
+                extra_compile_args={"cxx": cxx_flags, "nvcc": ["-O3"]},
                 define_macros=define_macros + [("WITH_CUDA", None)],
                 py_limited_api=True,
             )

@@ -1,0 +1,98 @@
+"""Options and parsing shared by several commands."""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from pathlib import Path
+from typing import Any
+
+import click
+
+device_option = click.option(
+    "--device",
+    type=click.Choice(["auto", "cpu", "cuda"]),
+    default="auto",
+    show_default=True,
+    help="Where models run; auto picks cuda when available.",
+)
+
+
+def resolve_device(device: str) -> str:
+    """``auto`` -> ``cuda`` when available, else ``cpu``; ``cuda`` without a GPU is a usage error."""
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise click.BadParameter("no CUDA device is available", param_hint="'--device'")
+    return device
+
+
+def cpu_has_amx_bf16() -> bool:
+    """Whether this CPU has AMX bfloat16 units (where bf16 autocast is several times faster)."""
+    try:
+        with open("/proc/cpuinfo") as handle:
+            return any(line.startswith("flags") and "amx_bf16" in line.split() for line in handle)
+    except OSError:
+        return False
+
+
+def resolve_bf16(choice: str, device: str) -> bool:
+    """``auto``: bf16 on GPUs that support it and on CPUs with AMX; ``on``/``off`` as given."""
+    if choice != "auto":
+        return choice == "on"
+    if device == "cuda":
+        import torch
+
+        return bool(torch.cuda.is_bf16_supported())
+    return cpu_has_amx_bf16()
+
+
+def _convert(value: str, kind: Any, key: str) -> Any:
+    origin = typing.get_origin(kind)
+    if kind is bool or kind == "bool":
+        lowered = value.strip().lower()
+        if lowered in ("1", "true", "yes", "on"):
+            return True
+        if lowered in ("0", "false", "no", "off"):
+            return False
+        raise click.BadParameter(f"{key} expects true/false, got {value!r}", param_hint="'--set'")
+    if origin is not None:
+        raise click.BadParameter(f"{key} cannot be set from the command line", param_hint="'--set'")
+    converter = {"int": int, "float": float, "str": str}.get(kind if isinstance(kind, str) else kind.__name__, None)
+    if converter is None:
+        raise click.BadParameter(f"{key} cannot be set from the command line", param_hint="'--set'")
+    try:
+        return converter(value)
+    except ValueError:
+        raise click.BadParameter(f"{key} expects {converter.__name__}, got {value!r}", param_hint="'--set'") from None
+
+
+def config_overrides(config_cls: type, settings: tuple[str, ...], config_file: Path | None) -> dict[str, Any]:
+    """Merge a TOML config file and ``--set KEY=VALUE`` items into overrides for a config dataclass.
+
+    Keys must be fields of ``config_cls``; values are converted to the field's type.
+    """
+    fields = {f.name: f.type for f in dataclasses.fields(config_cls)}
+    values: dict[str, Any] = {}
+    if config_file is not None:
+        import tomllib
+
+        try:
+            loaded = tomllib.loads(Path(config_file).read_text())
+        except (OSError, tomllib.TOMLDecodeError) as error:
+            raise click.BadParameter(f"cannot read {config_file}: {error}", param_hint="'--config'") from None
+        unknown = set(loaded) - set(fields)
+        if unknown:
+            raise click.BadParameter(f"{config_file}: unknown keys {', '.join(sorted(unknown))}", param_hint="'--config'")
+        values.update(loaded)
+    for item in settings:
+        key, sep, raw = item.partition("=")
+        key = key.strip().replace("-", "_")
+        if not sep:
+            raise click.BadParameter(f"expected KEY=VALUE, got {item!r}", param_hint="'--set'")
+        if key not in fields:
+            raise click.BadParameter(f"unknown key {key!r}; known: {', '.join(fields)}", param_hint="'--set'")
+        values[key] = _convert(raw, fields[key], key)
+    return values

@@ -1,0 +1,133 @@
+"""``restore train``: train a method on photos, resumably."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from restore.cli.options import device_option
+
+TRAINERS = {"csa": "csa"}
+
+
+def _parse_kinds(value: str) -> tuple[str, ...]:
+    from restore.data.mask_generators import TRAINING_KINDS
+
+    kinds = tuple(k.strip() for k in value.split(",") if k.strip())
+    bad = [k for k in kinds if k not in TRAINING_KINDS]
+    if not kinds or bad:
+        raise click.BadParameter(
+            f"unknown or unusable mask kind(s) {', '.join(bad) or value!r}; choose from {', '.join(TRAINING_KINDS)}",
+            param_hint="'--masks'",
+        )
+    return kinds
+
+
+@click.command()
+@click.option("--method", required=True, type=click.Choice(sorted(TRAINERS)), help="Method to train.")
+@click.option("--data", "data", required=True, type=click.Path(exists=True, path_type=Path), help="Folder of photos or a restore archive.")
+@click.option("--out", "out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Run folder (checkpoints, samples, curve).")
+@click.option("--size", default=256, show_default=True, type=click.IntRange(min=16), help="Training crop side (a multiple of 2**depth: 256 at the paper's depth).")
+@click.option("--iters", default=100_000, show_default=True, type=click.IntRange(min=1), help="Train until this many steps.")
+@click.option("--batch-size", default=8, show_default=True, type=click.IntRange(min=1))
+@click.option("--masks", "mask_kinds", default="freeform,medium,thick,cellular,box,center", show_default=True, help="Training mask kinds, comma-separated.")
+@click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
+@device_option
+@click.option("--bf16", type=click.Choice(["auto", "on", "off"]), default="auto", show_default=True, help="bfloat16 autocast (auto: on GPUs with bf16 and AMX CPUs).")
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads for torch (default: torch's choice).")
+@click.option("--vgg-weights", default=None, help="torchvision VGG-16 weights file, or 'random'; default: the torch hub cache / download.")
+@click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="TOML file of method config values.")
+@click.option("--set", "settings", multiple=True, metavar="KEY=VALUE", help="Override one method config value (repeatable).")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--holdout", default=16, show_default=True, type=click.IntRange(min=0), help="Photos of --data set aside for samples and the learning curve.")
+@click.option("--warmup", default=500, show_default=True, type=click.IntRange(min=0), help="Linear learning-rate warm-up over this many first steps.")
+@click.option("--lr-decay-from", type=click.IntRange(min=0), default=None, help="Decay the learning rate linearly to 0 from this step to --iters.")
+@click.option("--checkpoint-every", default=250, show_default=True, type=click.IntRange(min=1))
+@click.option("--keep-every", default=5000, show_default=True, type=click.IntRange(min=0), help="Also keep step-NNNNNN.pt every this many steps (0: never).")
+@click.option("--sample-every", default=500, show_default=True, type=click.IntRange(min=0))
+@click.option("--eval-every", default=1000, show_default=True, type=click.IntRange(min=0), help="Held-out learning curve every this many steps (0: never).")
+def train(method: str, data: Path, out: Path, size: int, iters: int, batch_size: int, mask_kinds: str, resume: bool,
+          device: str, bf16: str, threads: int | None, vgg_weights: str | None, config_file: Path | None,
+          settings: tuple[str, ...], seed: int, holdout: int, warmup: int, lr_decay_from: int | None, checkpoint_every: int,
+          keep_every: int, sample_every: int, eval_every: int) -> None:
+    """Train METHOD on the photos in --data, writing checkpoints to --out.
+
+    The run is resumable: --resume continues from OUT/last.pt with its step count,
+    schedule, RNG and configuration. A run folder that already holds a checkpoint
+    is never overwritten.
+    """
+    import torch
+
+    from restore.cli import verbosity
+    from restore.cli.options import config_overrides, resolve_bf16, resolve_device
+    from restore.data.datasets import TrainingBatches, centre_square, load_images, split_holdout
+    from restore.evaluation import PROTOCOL_SIZE, protocol_mask_sets
+    from restore.models.csa.config import CSAConfig
+    from restore.models.csa.training import CSATrainer
+    from restore.nn.vgg import VGGWeightsError
+    from restore.training.checkpoint import CheckpointError
+    from restore.training.loop import HeldOut, LoopOptions, existing_run, fit
+
+    kinds = _parse_kinds(mask_kinds)
+    device = resolve_device(device)
+    use_bf16 = resolve_bf16(bf16, device)
+    if threads:
+        torch.set_num_threads(threads)
+
+    try:
+        start = existing_run(out)
+    except CheckpointError as error:
+        raise click.ClickException(str(error)) from None
+    if start is not None and not resume:
+        raise click.UsageError(f"{out} already holds a run (step {start['step']}); pass --resume to continue it or choose another --out")
+    if start is None and resume:
+        raise click.UsageError(f"--resume: {out} has no checkpoint to resume")
+    if start is not None:
+        if start.get("method") != method:
+            raise click.UsageError(f"{out} holds a {start.get('method')!r} run, not {method!r}")
+        if settings or config_file:
+            raise click.UsageError("--set/--config cannot change a resumed run's configuration")
+        config = CSAConfig.from_dict(start["config"])
+        vgg_weights = vgg_weights or start["metadata"].get("vgg_weights")
+    else:
+        try:
+            config = CSAConfig(**config_overrides(CSAConfig, settings, config_file))
+        except ValueError as error:
+            raise click.BadParameter(str(error), param_hint="'--set'") from None
+
+    if size % config.multiple:
+        raise click.BadParameter(f"must be a multiple of {config.multiple} (2**depth), got {size}", param_hint="'--size'")
+    try:
+        trainer = CSATrainer(config, device=device, vgg_weights=vgg_weights, bf16=use_bf16)
+    except VGGWeightsError as error:
+        raise click.ClickException(f"{error} (or disable the VGG losses: --set consistency_weight=0 --set feature_discriminator=false)") from None
+
+    names, photos = load_images(data)
+    train_idx, held_idx = split_holdout(names, min(holdout, max(0, len(names) - 1)))
+    held_images = [centre_square(photos[i], PROTOCOL_SIZE) for i in held_idx]
+    try:
+        mask_sets = protocol_mask_sets(len(held_images), PROTOCOL_SIZE, seed=seed) if held_images else {}
+    except FileNotFoundError as error:
+        click.echo(f"warning: learning curve without NVIDIA masks ({error}); centre hole only", err=True)
+        import numpy as np
+
+        from restore.data.mask_generators import generate_mask
+
+        mask_sets = {"centre": [generate_mask("center", PROTOCOL_SIZE, PROTOCOL_SIZE, np.random.default_rng(0))] * len(held_images)}
+    batches = TrainingBatches([photos[i] for i in train_idx], size=size, batch_size=batch_size, mask_kinds=kinds, seed=seed)
+    options = LoopOptions(
+        out=out, iters=iters, lr=config.lr, batch_size=batch_size, size=size, mask_kinds=kinds, seed=seed,
+        warmup=warmup, lr_decay_from=lr_decay_from, checkpoint_every=checkpoint_every, keep_every=keep_every,
+        sample_every=sample_every, eval_every=eval_every, progress=verbosity() >= 0,
+    )
+    extra = {"data": str(data), "train_images": len(train_idx), "held_out": [names[i] for i in held_idx]}
+    if verbosity() >= 0:
+        params = sum(p.numel() for p in trainer.generator.parameters())
+        click.echo(
+            f"training {method} on {len(train_idx)} photos ({len(held_idx)} held out), generator {params / 1e6:.2f} M parameters, "
+            f"device {device}{' bf16' if use_bf16 else ''}, from step {start['step'] if start else 0} to {iters}",
+            err=True,
+        )
+    step = fit(trainer, batches, options, HeldOut(held_images, mask_sets), start=start, extra_metadata=extra)
+    click.echo(f"{out / 'last.pt'} at step {step}")

@@ -1,0 +1,146 @@
+"""The evaluation protocol (DESIGN §10): 256² centre crops, NVIDIA masks per bucket, the centre hole.
+
+Used by ``restore eval``-style quality tables, the CSA quality benchmark and the
+training learning curve, so all three measure the same thing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from restore.metrics import BUCKETS, bucket_name, image_metrics, mean_metrics
+from restore.models.base import Inpainter
+
+PROTOCOL_SIZE = 256
+CENTRE = "centre"
+
+
+def protocol_mask_sets(count: int, size: int = PROTOCOL_SIZE, seed: int = 0, nvidia_dir: Path | None = None) -> dict[str, list[np.ndarray]]:
+    """One fixed, seeded mask per image for each NVIDIA bucket, plus the centre hole.
+
+    Returns:
+        ``{"10-20%": [mask, ...], ..., "centre": [...]}``, each list ``count`` long of
+        (size, size) bool masks, True = hole. Mask ``i`` of a bucket depends only on
+        ``(seed, bucket, i)``.
+    """
+    from restore.data.mask_generators import generate_mask
+
+    sets: dict[str, list[np.ndarray]] = {}
+    for b, (low, high) in enumerate(BUCKETS):
+        sets[bucket_name(low, high)] = [
+            generate_mask("nvidia", size, size, np.random.default_rng([seed, b, i]), ratio=(low, high), nvidia_dir=nvidia_dir)
+            for i in range(count)
+        ]
+    centre = generate_mask("center", size, size, np.random.default_rng(seed))
+    sets[CENTRE] = [centre] * count
+    return sets
+
+
+def inpaint_uint8(inpainter: Inpainter, images: np.ndarray, holes: np.ndarray, device: str = "cpu") -> np.ndarray:
+    """Inpaint uint8 images and return uint8 results (what an output archive stores).
+
+    Shape:
+        images: (B, H, W, 3) uint8; holes: (B, H, W) bool; returns (B, H, W, 3) uint8.
+    """
+    image = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).to(device, torch.float32) / 255.0
+    mask = torch.from_numpy(np.ascontiguousarray(holes)).unsqueeze(1).to(device, torch.float32)
+    out = inpainter.inpaint(image, mask)
+    return (out.clamp(0, 1) * 255.0).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+
+
+def evaluate(
+    inpainter: Inpainter,
+    images: Sequence[np.ndarray],
+    mask_sets: dict[str, list[np.ndarray]],
+    batch_size: int = 8,
+    device: str = "cpu",
+) -> dict[str, dict[str, float]]:
+    """Mean L1 %, L2 %, PSNR and SSIM of ``inpainter`` per mask set.
+
+    Args:
+        images: (S, S, 3) uint8 protocol images.
+        mask_sets: from :func:`protocol_mask_sets` (each list as long as ``images``).
+
+    Returns:
+        ``{set name: {"l1": …, "l2": …, "psnr": …, "ssim": …, "count": n}}``.
+    """
+    results: dict[str, dict[str, float]] = {}
+    stack = np.stack(images)
+    for name, masks in mask_sets.items():
+        holes = np.stack(masks[: len(images)])
+        rows = []
+        for start in range(0, len(images), batch_size):
+            batch = inpaint_uint8(inpainter, stack[start : start + batch_size], holes[start : start + batch_size], device)
+            for out, target in zip(batch, stack[start : start + batch_size], strict=True):
+                rows.append(image_metrics(out.astype(np.float64) / 255.0, target.astype(np.float64) / 255.0))
+        results[name] = {**mean_metrics(rows), "count": len(rows)}
+    return results
+
+
+def format_table(results: dict[str, dict[str, dict[str, float]]], sets: Iterable[str] | None = None) -> str:
+    """A markdown table: one row per (method, mask set) with L1 %, L2 %, PSNR, SSIM."""
+    lines = ["| method | masks | L1 % | L2 % | PSNR dB | SSIM |", "|---|---|---|---|---|---|"]
+    for method, per_set in results.items():
+        for name in sets or per_set:
+            if name not in per_set:
+                continue
+            m = per_set[name]
+            lines.append(f"| {method} | {name} | {m['l1']:.2f} | {m['l2']:.3f} | {m['psnr']:.2f} | {m['ssim']:.4f} |")
+    return "\n".join(lines)
+
+
+def to_unit_float(image: np.ndarray) -> np.ndarray:
+    """uint8/uint16 pixels as float64 in [0, 1], RGB (grey kept, alpha dropped).
+
+    Shape:
+        image: (H, W, C); returns (H, W, min(C, 3)).
+    """
+    scale = float(np.iinfo(image.dtype).max)
+    array = image.astype(np.float64) / scale
+    return array[..., :3] if array.shape[-1] == 4 else array
+
+
+def evaluate_archives(pred, target, masks, progress: bool = False) -> dict:
+    """Score a restored archive against the originals, per image and per hole-ratio bucket.
+
+    Args:
+        pred: the restored :class:`~restore.data.archive.Archive`.
+        target: the original archive (same keys and shapes).
+        masks: the :class:`~restore.data.masks.MaskSource` the restoration used.
+        progress: show a progress bar.
+
+    Returns:
+        ``{"overall": {...}, "buckets": {name: {..., "count"}}, "images": [...],
+        "known_pixels_changed": [keys]}``; metrics are L1 %, L2 %, PSNR, SSIM over the
+        whole image in [0, 1] (DESIGN §10).
+    """
+    from restore.metrics import bucket_of
+
+    rows: list[dict] = []
+    changed: list[str] = []
+    keys = list(target.keys)
+    iterator = keys
+    if progress:
+        from tqdm import tqdm
+
+        iterator = tqdm(keys, desc="eval", unit="image")
+    for key in iterator:
+        reference = target.read(key)
+        restored = pred.read(key)
+        hole = masks.load(key, reference.shape[:2])
+        if not np.array_equal(restored[~hole], reference[~hole]):
+            changed.append(key)
+        ratio = float(hole.mean())
+        metrics = image_metrics(to_unit_float(restored), to_unit_float(reference))
+        rows.append({"key": key, "hole_ratio": ratio, "bucket": bucket_of(ratio), **metrics})
+    buckets: dict[str, dict[str, float]] = {}
+    for low, high in BUCKETS:
+        name = bucket_name(low, high)
+        members = [row for row in rows if row["bucket"] == name]
+        if members:
+            buckets[name] = {**mean_metrics(members), "count": len(members)}
+    return {"overall": {**mean_metrics(rows), "count": len(rows)}, "buckets": buckets, "images": rows, "known_pixels_changed": changed}

@@ -1,0 +1,12 @@
+"""CSA: coherent semantic attention for image inpainting (Liu et al., ICCV 2019).
+
+``config`` holds the paper's hyper-parameters, ``networks`` the rough and
+refinement generators and the two discriminators, ``inpainter`` the
+:class:`~restore.models.base.Inpainter` and checkpoint loading, ``training``
+the losses and one training step.
+"""
+
+from restore.models.csa.config import CSAConfig
+from restore.models.csa.inpainter import CSAInpainter, load_csa_inpainter
+
+__all__ = ["CSAConfig", "CSAInpainter", "load_csa_inpainter"]

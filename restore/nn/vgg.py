@@ -1,0 +1,125 @@
+"""VGG-16 feature extractor for the consistency loss and the feature-patch discriminator.
+
+The network is defined here; ImageNet weights in torchvision's format are loaded
+from a file or from the torch hub cache (the standard URL). Without either, the
+caller must ask for random weights explicitly (``weights="random"``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+#: torchvision's URL for VGG-16 ImageNet weights (file name is what the hub cache uses).
+VGG16_URL = "https://download.pytorch.org/models/vgg16-397923af.pth"
+
+# (out_channels per conv, "M" for max-pool), torchvision's configuration "D".
+_VGG16_LAYOUT = [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"]
+#: index of relu4_3 inside torchvision's ``vgg16().features``.
+RELU4_3 = 22
+
+_MEAN = (0.485, 0.456, 0.406)
+_STD = (0.229, 0.224, 0.225)
+
+
+class VGGWeightsError(RuntimeError):
+    """No VGG weights could be found and random ones were not asked for."""
+
+
+def _features(last_index: int) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    channels = 3
+    for item in _VGG16_LAYOUT:
+        if item == "M":
+            layers.append(nn.MaxPool2d(2, 2))
+        else:
+            layers += [nn.Conv2d(channels, int(item), 3, padding=1), nn.ReLU(inplace=False)]
+            channels = int(item)
+        if len(layers) > last_index:
+            break
+    return nn.Sequential(*layers[: last_index + 1])
+
+
+def _hub_cached_weights() -> Path | None:
+    path = Path(torch.hub.get_dir()) / "checkpoints" / Path(VGG16_URL).name
+    return path if path.is_file() else None
+
+
+def resolve_vgg_weights(weights: str | Path | None) -> str | Path:
+    """Decide where VGG weights come from.
+
+    Args:
+        weights: a file path, ``"random"``, or None (the torch hub cache, then a download).
+
+    Returns:
+        A path to a weights file, ``"random"``, or ``"url"`` (download through the hub cache).
+
+    Raises:
+        VGGWeightsError: ``weights`` names a missing file.
+    """
+    if weights is None:
+        cached = _hub_cached_weights()
+        return cached if cached is not None else "url"
+    if str(weights) == "random":
+        return "random"
+    path = Path(weights)
+    if not path.is_file():
+        raise VGGWeightsError(f"--vgg-weights: no such file {path}")
+    return path
+
+
+class VGG16Features(nn.Module):
+    """VGG-16 up to ``relu4_3`` (frozen), taking images in [0, 1].
+
+    Args:
+        weights: a torchvision-format ``vgg16`` state dict file, ``"random"``, or None
+            (the torch hub cache, else a download of :data:`VGG16_URL`).
+
+    Attributes:
+        source: where the weights came from (``"random"``, a path or the URL), for provenance.
+
+    Shape:
+        image: (B, 3, H, W) in [0, 1]; returns relu4_3 features (B, 512, H/8, W/8).
+    """
+
+    def __init__(self, weights: str | Path | None = None) -> None:
+        super().__init__()
+        self.features = _features(RELU4_3)
+        self.register_buffer("mean", torch.tensor(_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(_STD).view(1, 3, 1, 1), persistent=False)
+        source = resolve_vgg_weights(weights)
+        if source == "random":
+            self.source = "random"
+        else:
+            if source == "url":
+                try:
+                    state = torch.hub.load_state_dict_from_url(VGG16_URL, map_location="cpu", progress=False)
+                except Exception as error:  # no network, blocked URL, bad download
+                    raise VGGWeightsError(
+                        f"could not download VGG-16 weights from {VGG16_URL} ({error}); pass "
+                        "--vgg-weights PATH to a torchvision vgg16 .pth file, or --vgg-weights random"
+                    ) from error
+                self.source = VGG16_URL
+            else:
+                state = torch.load(source, map_location="cpu", weights_only=True)
+                self.source = str(source)
+            self._load_torchvision_state(state)
+        for parameter in self.parameters():
+            parameter.requires_grad_(False)
+        self.eval()
+
+    def _load_torchvision_state(self, state: dict[str, Tensor]) -> None:
+        own = {f"features.{key[len('features.'):]}": value for key, value in state.items() if key.startswith("features.")}
+        wanted = set(self.state_dict())
+        missing = wanted - set(own)
+        if missing:
+            raise VGGWeightsError(f"VGG weights lack {sorted(missing)[:3]}: is this a torchvision vgg16 file?")
+        self.load_state_dict({key: own[key] for key in wanted})
+
+    def train(self, mode: bool = True) -> VGG16Features:
+        return super().train(False)
+
+    def forward(self, image: Tensor) -> Tensor:
+        return self.features((image - self.mean) / self.std)

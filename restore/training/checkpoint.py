@@ -1,0 +1,80 @@
+"""Checkpoints: one dict per file, written atomically.
+
+A checkpoint is a dict with ``format``, ``method``, ``step``, ``config``,
+``models`` (name -> state dict), ``optimizers`` (name -> state dict),
+``metadata`` and, for training checkpoints, ``rng``. Inference checkpoints
+(what ships) keep only the generator, possibly in half precision.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+FORMAT = "restore.checkpoint/1"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file is missing, unreadable or not one of ours."""
+
+
+def save_checkpoint(checkpoint: dict[str, Any], path: Path) -> None:
+    """Write ``checkpoint`` to ``path`` atomically (temp file, fsync, rename).
+
+    A reader never sees a half-written file, and a process killed mid-save
+    leaves the previous file in place.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    checkpoint = {"format": FORMAT, **checkpoint}
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            torch.save(checkpoint, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp_name, path)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+    directory = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
+
+
+def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Read a checkpoint written by :func:`save_checkpoint`.
+
+    Raises:
+        CheckpointError: the file is missing, truncated or not a restore checkpoint.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    try:
+        checkpoint = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as error:
+        raise CheckpointError(f"cannot read checkpoint {path}: {error}") from error
+    if not isinstance(checkpoint, dict) or checkpoint.get("format") != FORMAT:
+        raise CheckpointError(f"{path} is not a restore checkpoint")
+    return checkpoint
+
+
+def inference_checkpoint(checkpoint: dict[str, Any], half: bool = True, keep: tuple[str, ...] = ("generator",)) -> dict[str, Any]:
+    """Strip a training checkpoint to what inference needs (optionally in float16)."""
+    models = {}
+    for name in keep:
+        state = checkpoint["models"][name]
+        models[name] = {
+            key: (value.half() if half and value.is_floating_point() else value) for key, value in state.items()
+        }
+    slim = {key: value for key, value in checkpoint.items() if key not in ("models", "optimizers", "rng", "format")}
+    slim["models"] = models
+    slim["metadata"] = {**checkpoint.get("metadata", {}), "inference_only": True, "half": half}
+    return slim

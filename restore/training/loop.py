@@ -1,0 +1,274 @@
+"""The training loop shared by every method: steps, checkpoints, samples, learning curve.
+
+A method provides a trainer object (see :class:`Trainer`); the loop feeds it
+batches that are a pure function of ``(seed, step)``, writes atomic checkpoints
+``RUN_DIR/last.pt`` (every ``checkpoint_every`` steps, on SIGINT/SIGTERM and at
+the end) and ``RUN_DIR/step-NNNNNN.pt`` (every ``keep_every`` steps), a sample
+picture every ``sample_every`` steps and the held-out learning curve every
+``eval_every`` steps. A killed run loses at most the steps since the last
+checkpoint; ``resume`` continues the step count, learning-rate schedule and RNG.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import platform
+import signal
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from restore import __version__
+from restore.data.datasets import DEFAULT_TRAINING_MASKS, TrainingBatches
+from restore.models.base import Inpainter
+from restore.training.checkpoint import load_checkpoint, save_checkpoint
+
+log = logging.getLogger(__name__)
+LAST = "last.pt"
+
+
+class Trainer(Protocol):
+    """What a method gives the loop."""
+
+    name: str
+    config: Any
+
+    def modules(self) -> dict[str, nn.Module]: ...
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]: ...
+    def metadata(self) -> dict[str, object]: ...
+    def set_lr(self, lr: float) -> None: ...
+    def inpainter(self) -> Inpainter: ...
+    def train_step(self, images: Tensor, masks: Tensor) -> dict[str, float]: ...
+
+
+@dataclass(frozen=True)
+class LoopOptions:
+    """How long and how a run trains, and how often it reports.
+
+    Attributes:
+        out: the run folder.
+        iters: train until this step count.
+        lr: base learning rate (the method's).
+        warmup: ramp the learning rate linearly from 0 over this many first steps.
+        lr_decay_from: from this step, decay the learning rate linearly to 0 at ``iters`` (None: constant).
+    """
+
+    out: Path
+    iters: int
+    lr: float
+    batch_size: int = 8
+    size: int = 256
+    mask_kinds: tuple[str, ...] = DEFAULT_TRAINING_MASKS
+    seed: int = 0
+    warmup: int = 0
+    lr_decay_from: int | None = None
+    checkpoint_every: int = 250
+    keep_every: int = 5000
+    sample_every: int = 500
+    eval_every: int = 1000
+    log_every: int = 10
+    progress: bool = True
+
+    def lr_at(self, step: int) -> float:
+        """The learning rate of step ``step`` (0-based): warm-up, constant, then optional linear decay."""
+        if step < self.warmup:
+            return self.lr * (step + 1) / self.warmup
+        if self.lr_decay_from is None or step < self.lr_decay_from:
+            return self.lr
+        span = max(1, self.iters - self.lr_decay_from)
+        return self.lr * max(0.0, 1.0 - (step - self.lr_decay_from) / span)
+
+    def to_dict(self) -> dict[str, Any]:
+        values = asdict(self)
+        values["out"] = str(self.out)
+        values["mask_kinds"] = list(self.mask_kinds)
+        return values
+
+
+@dataclass
+class HeldOut:
+    """Photos set aside from the training data for samples and the learning curve.
+
+    Attributes:
+        images: (S, S, 3) uint8 protocol crops.
+        mask_sets: per mask set (NVIDIA buckets, centre), one mask per image.
+    """
+
+    images: list[np.ndarray]
+    mask_sets: dict[str, list[np.ndarray]] = field(default_factory=dict)
+
+
+def _state(trainer: Trainer, step: int, options: LoopOptions, extra: dict[str, Any], seconds: float) -> dict[str, Any]:
+    return {
+        "method": trainer.name,
+        "step": step,
+        "config": trainer.config.to_dict(),
+        "models": {name: module.state_dict() for name, module in trainer.modules().items()},
+        "optimizers": {name: opt.state_dict() for name, opt in trainer.optimizers().items()},
+        "rng": {"torch": torch.get_rng_state()},
+        "metadata": {
+            **extra,
+            **trainer.metadata(),
+            "options": options.to_dict(),
+            "train_seconds": seconds,
+            "restore_version": __version__,
+            "torch_version": torch.__version__,
+            "hardware": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
+            + (f", {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""),
+        },
+    }
+
+
+def restore_state(trainer: Trainer, checkpoint: dict[str, Any]) -> None:
+    """Load models, optimisers and RNG from a training checkpoint into ``trainer``."""
+    for name, module in trainer.modules().items():
+        if name not in checkpoint["models"]:
+            raise ValueError(f"checkpoint has no {name!r} weights (has {sorted(checkpoint['models'])})")
+        module.load_state_dict(checkpoint["models"][name])
+    for name, optimizer in trainer.optimizers().items():
+        if name in checkpoint.get("optimizers", {}):
+            optimizer.load_state_dict(checkpoint["optimizers"][name])
+    if "rng" in checkpoint:
+        torch.set_rng_state(checkpoint["rng"]["torch"])
+
+
+def existing_run(out: Path) -> dict[str, Any] | None:
+    """The last checkpoint of a run folder, or None when it has none."""
+    path = Path(out) / LAST
+    return load_checkpoint(path) if path.exists() else None
+
+
+def _grid(rows: Sequence[Sequence[np.ndarray]]) -> np.ndarray:
+    return np.concatenate([np.concatenate(list(row), axis=1) for row in rows], axis=0)
+
+
+def write_samples(trainer: Trainer, held: HeldOut, path: Path, count: int = 4) -> None:
+    """Save a picture: per held-out image, masked input | coarse | output | original."""
+    import imageio.v3 as iio
+
+    if not held.images:
+        return
+    images = np.stack(held.images[:count])
+    masks = next(iter(held.mask_sets.values()))[:count] if held.mask_sets else [np.zeros(images.shape[1:3], bool)] * len(images)
+    holes = np.stack(masks)
+    inpainter = trainer.inpainter()
+    image_t = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255.0
+    mask_t = torch.from_numpy(holes).unsqueeze(1).float()
+    forward = getattr(inpainter, "forward", None)
+    with torch.no_grad():
+        out = forward(image_t, mask_t) if callable(forward) else {"inpainted": inpainter.inpaint(image_t, mask_t)}
+    to_u8 = lambda t: (t.clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).cpu().numpy()  # noqa: E731
+    masked = images.copy()
+    masked[holes] = 255
+    columns = [masked]
+    if "coarse_inpainted" in out:
+        columns.append(to_u8(out["coarse_inpainted"]))
+    columns += [to_u8(out["inpainted"]), images]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    iio.imwrite(path, _grid([[column[i] for column in columns] for i in range(len(images))]))
+
+
+def _write_baselines(held: HeldOut, path: Path, batch_size: int) -> None:
+    """Score OpenCV Telea and NS on the held-out set once, for the learning curve's reference."""
+    if path.exists():
+        return
+    from restore.evaluation import evaluate
+    from restore.models.classical import OpenCVInpainter
+
+    baselines = {name: evaluate(OpenCVInpainter(name), held.images, held.mask_sets, batch_size) for name in ("telea", "ns")}
+    path.write_text(json.dumps(baselines, indent=1))
+
+
+def fit(
+    trainer: Trainer,
+    batches: TrainingBatches,
+    options: LoopOptions,
+    held: HeldOut | None = None,
+    start: dict[str, Any] | None = None,
+    extra_metadata: dict[str, Any] | None = None,
+) -> int:
+    """Train until ``options.iters`` (or a SIGINT/SIGTERM), checkpointing as it goes.
+
+    Args:
+        trainer: the method's trainer, freshly built.
+        batches: the training batches.
+        options: run options.
+        held: held-out photos for samples and the learning curve (None: neither).
+        start: a checkpoint to resume from (its step, weights, optimisers, RNG).
+        extra_metadata: recorded in every checkpoint (data source, …).
+
+    Returns:
+        The step count reached.
+    """
+    from restore.evaluation import evaluate
+
+    out = Path(options.out)
+    out.mkdir(parents=True, exist_ok=True)
+    step, seconds = 0, 0.0
+    if start is not None:
+        restore_state(trainer, start)
+        step = int(start["step"])
+        seconds = float(start.get("metadata", {}).get("train_seconds", 0.0))
+    extra = dict(extra_metadata or {})
+    stop = {"signal": None}
+
+    def request_stop(signum, _frame):
+        stop["signal"] = signum
+
+    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    progress = None
+    if options.progress:
+        from tqdm import tqdm
+
+        progress = tqdm(total=options.iters, initial=step, desc=f"train {trainer.name}", unit="step", dynamic_ncols=True)
+    averages: dict[str, float] = {}
+    last_saved = step
+    healthy = True
+    if held is not None and held.mask_sets:
+        _write_baselines(held, out / "curve-baselines.json", options.batch_size)
+    try:
+        while step < options.iters and stop["signal"] is None:
+            trainer.set_lr(options.lr_at(step))
+            images, masks = batches.batch(step)
+            began = time.perf_counter()
+            losses = trainer.train_step(images, masks)
+            seconds += time.perf_counter() - began
+            if not all(np.isfinite(v) for v in losses.values()):
+                healthy = False
+                raise FloatingPointError(f"non-finite loss at step {step + 1}: {losses}; last good checkpoint is {out / LAST}")
+            step += 1
+            for key, value in losses.items():
+                averages[key] = value if key not in averages else 0.95 * averages[key] + 0.05 * value
+            if progress is not None:
+                progress.update(1)
+                progress.set_postfix({k: f"{v:.4f}" for k, v in averages.items()}, refresh=False)
+            if step % options.log_every == 0:
+                with open(out / "log.jsonl", "a") as handle:
+                    handle.write(json.dumps({"step": step, "seconds": round(seconds, 1), "lr": options.lr_at(step - 1), **losses}) + "\n")
+            if step % options.checkpoint_every == 0 or step == options.iters:
+                save_checkpoint(_state(trainer, step, options, extra, seconds), out / LAST)
+                last_saved = step
+            if options.keep_every and step % options.keep_every == 0:
+                save_checkpoint(_state(trainer, step, options, extra, seconds), out / f"step-{step:06d}.pt")
+            if held is not None and options.sample_every and step % options.sample_every == 0:
+                write_samples(trainer, held, out / "samples" / f"step-{step:06d}.png")
+            if held is not None and held.mask_sets and options.eval_every and step % options.eval_every == 0:
+                curve = evaluate(trainer.inpainter(), held.images, held.mask_sets, batch_size=options.batch_size)
+                with open(out / "curve.jsonl", "a") as handle:
+                    handle.write(json.dumps({"step": step, "train_seconds": round(seconds, 1), "metrics": curve}) + "\n")
+                log.info("step %d held-out PSNR %s", step, {k: round(v["psnr"], 2) for k, v in curve.items()})
+    finally:
+        if healthy and step != last_saved:
+            save_checkpoint(_state(trainer, step, options, extra, seconds), out / LAST)
+        if progress is not None:
+            progress.close()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return step

@@ -1,0 +1,192 @@
+"""CSA: networks, CSA layer, losses and gradient flow, inpainter contract."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from restore.models.csa.config import CSAConfig
+from restore.models.csa.inpainter import CSAInpainter
+from restore.models.csa.networks import CSAGenerator, FeaturePatchDiscriminator, PatchDiscriminator
+from restore.models.csa.training import CSATrainer
+from restore.nn.csa_layer import CoherentSemanticAttention, feature_hole_mask
+
+SMALL = dict(width=4, max_channels=16, depth=5)
+
+
+def _batch(batch: int = 2, size: int = 64, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    generator = torch.Generator().manual_seed(seed)
+    image = torch.rand(batch, 3, size, size, generator=generator)
+    mask = torch.zeros(batch, 1, size, size)
+    mask[0, :, size // 4 : size // 2, size // 4 : 3 * size // 4] = 1
+    mask[-1, :, size // 2 :, : size // 3] = 1
+    return image, mask
+
+
+def test_config_defaults_are_the_papers() -> None:
+    config = CSAConfig()
+    assert (config.width, config.max_channels, config.depth) == (64, 512, 8)
+    assert (config.l1_weight, config.consistency_weight, config.adversarial_weight) == (1.0, 0.01, 0.002)
+    assert (config.lr, config.beta1) == (2e-4, 0.5)
+    with pytest.raises(ValueError, match="unknown CSA config keys: colour"):
+        CSAConfig.from_dict({"colour": 1})
+    with pytest.raises(ValueError, match="depth"):
+        CSAConfig(depth=3)
+
+
+def test_feature_hole_mask_centre_hole_is_16_by_16_at_32() -> None:
+    mask = torch.zeros(2, 1, 256, 256)
+    mask[0, :, 64:192, 64:192] = 1
+    mask[1, :, :32, :32] = 1
+    hole = feature_hole_mask(mask)
+    assert hole.shape == (2, 1, 32, 32)
+    expected = torch.zeros(32, 32)
+    expected[8:24, 8:24] = 1
+    assert torch.equal(hole[0, 0], expected)
+    # per sample: the second mask gives its own geometry, not the first sample's
+    assert hole[1, 0, :4, :4].all() and hole[1].sum() == 16
+
+
+def test_csa_layer_keeps_known_positions_and_fills_holes() -> None:
+    features = torch.randn(2, 8, 6, 7)
+    hole = torch.zeros(2, 1, 6, 7)
+    hole[0, :, 2:4, 1:5] = 1
+    hole[1, :, 0, 0] = 1
+    out = CoherentSemanticAttention()(features, hole)
+    known = hole.expand_as(features) == 0
+    assert torch.equal(out[known], features[known])
+    assert not torch.allclose(out[~known], features[~known])
+
+
+def test_csa_layer_passes_a_sample_without_known_positions_through() -> None:
+    features = torch.randn(2, 4, 5, 5)
+    hole = torch.ones(2, 1, 5, 5)
+    hole[1, :, 0, 0] = 0
+    out = CoherentSemanticAttention()(features, hole)
+    assert torch.equal(out[0], features[0])
+    # the second sample's holes all copy (a blend of) the single known feature
+    assert torch.allclose(out[1, :, 4, 4], features[1, :, 0, 0], atol=1e-5)
+
+
+@pytest.mark.parametrize("prefill", [True, False])
+def test_generator_outputs_shapes_and_ranges(prefill: bool) -> None:
+    config = CSAConfig(**SMALL, prefill=prefill)
+    image, mask = _batch(size=64)
+    out = CSAGenerator(config)(image, mask)
+    for key in ("coarse", "coarse_inpainted", "predicted", "inpainted"):
+        assert out[key].shape == image.shape
+        assert float(out[key].detach().min()) >= 0.0 and float(out[key].detach().max()) <= 1.0
+    assert out["csa"].shape == (2, 16, 8, 8) and out["csa_decoder"].shape == (2, 16, 8, 8)
+    assert out["feature_hole"].shape == (2, 1, 8, 8)
+
+
+def test_generator_rejects_sizes_it_cannot_take() -> None:
+    with pytest.raises(ValueError, match="multiples of 32"):
+        CSAGenerator(CSAConfig(**SMALL))(torch.rand(1, 3, 48, 64), torch.zeros(1, 1, 48, 64))
+
+
+@pytest.mark.parametrize("size", [(1, 1), (37, 100), (64, 64), (70, 33)])
+def test_inpainter_any_size_keeps_known_pixels_exact(size: tuple[int, int]) -> None:
+    torch.manual_seed(1)
+    inpainter = CSAInpainter(CSAGenerator(CSAConfig(**SMALL)))
+    image = torch.rand(2, 3, *size)
+    mask = (torch.rand(2, 1, *size) > 0.6).float()
+    out = inpainter.inpaint(image, mask)
+    assert out.shape == image.shape
+    known = (mask == 0).expand_as(image)
+    assert torch.equal(out[known], image[known])
+    assert float(out.min()) >= 0.0 and float(out.max()) <= 1.0
+
+
+def test_untrained_prefill_generator_starts_from_a_smooth_fill() -> None:
+    """Zero-initialised residual heads: before training the output is the push-pull fill."""
+    from restore.nn.prefill import pyramid_fill
+
+    image, mask = _batch(size=64)
+    out = CSAGenerator(CSAConfig(**SMALL))(image, mask)
+    expected = (pyramid_fill(image * 2 - 1, mask) + 1) / 2
+    assert torch.allclose(out["inpainted"], expected, atol=1e-5)
+
+
+def test_discriminator_output_shapes() -> None:
+    assert PatchDiscriminator(8)(torch.rand(2, 3, 64, 64)).shape == (2, 1, 6, 6)
+    assert FeaturePatchDiscriminator(16)(torch.rand(2, 512, 32, 32)).shape == (2, 1, 14, 14)
+
+
+def _grad_norm(module: torch.nn.Module) -> float:
+    return float(sum(p.grad.abs().sum() for p in module.parameters() if p.grad is not None))
+
+
+def test_every_loss_reaches_the_generator() -> None:
+    """L1, consistency (with gradient, unlike the authors' code) and both adversarial losses.
+
+    ``prefill=False``: with the prefill the output heads start at zero, so only the heads
+    themselves receive gradient from output losses on the very first step.
+    """
+    config = CSAConfig(**SMALL, prefill=False, discriminator_width=4, feature_discriminator_width=8)
+    trainer = CSATrainer(config, vgg_weights="random")
+    image, mask = _batch(size=64)
+    out = trainer.generator(image, mask)
+    encoder_before_csa = trainer.generator.refine.down[0]
+
+    def grads_of(loss: torch.Tensor) -> dict[str, float]:
+        trainer.generator.zero_grad(set_to_none=True)
+        loss.backward(retain_graph=True)
+        return {
+            "rough": _grad_norm(trainer.generator.rough),
+            "refine_encoder": _grad_norm(encoder_before_csa),
+            "refine_stem": _grad_norm(trainer.generator.refine.stem),
+        }
+
+    consistency = trainer._consistency(out, trainer.vgg(image))
+    assert float(consistency) > 0
+    flow = grads_of(consistency)
+    assert flow["refine_encoder"] > 0 and flow["refine_stem"] > 0 and flow["rough"] > 0
+
+    adversarial = trainer._generator_adversarial(image, out["inpainted"])
+    flow = grads_of(adversarial)
+    assert flow["refine_encoder"] > 0 and flow["rough"] > 0
+
+    from restore.losses.reconstruction import l1_loss
+
+    flow = grads_of(l1_loss(out["coarse"], image) + l1_loss(out["predicted"], image))
+    assert flow["refine_encoder"] > 0 and flow["rough"] > 0
+
+
+def test_discriminator_step_updates_both_discriminators() -> None:
+    config = CSAConfig(**SMALL, discriminator_width=4, feature_discriminator_width=8)
+    trainer = CSATrainer(config, vgg_weights="random")
+    before = {name: [p.detach().clone() for p in m.parameters()] for name, m in (("patch", trainer.discriminator), ("feature", trainer.feature_discriminator))}
+    image, mask = _batch(size=64)
+    losses = trainer.train_step(image, mask)
+    assert set(losses) >= {"l1", "consistency", "adversarial", "discriminator", "total"}
+    for name, module in (("patch", trainer.discriminator), ("feature", trainer.feature_discriminator)):
+        assert any(not torch.equal(a, b) for a, b in zip(before[name], module.parameters(), strict=True)), name
+
+
+def test_vgg_is_needed_only_by_vgg_losses() -> None:
+    from restore.nn.vgg import VGGWeightsError
+
+    assert not CSAConfig(consistency_weight=0, feature_discriminator=False).needs_vgg
+    assert CSAConfig().needs_vgg
+    with pytest.raises(VGGWeightsError, match="no such file"):
+        CSATrainer(CSAConfig(**SMALL), vgg_weights="/nonexistent/vgg16.pth")
+    trainer = CSATrainer(CSAConfig(**SMALL, consistency_weight=0, adversarial_weight=0))
+    assert trainer.vgg is None and trainer.metadata()["vgg_weights"] is None
+
+
+def test_training_steps_on_real_photos_lower_the_loss() -> None:
+    """A few steps at 64² on real photos, batch 4 (the authors' code diverged at batch > 1)."""
+    from helpers import shared_data
+
+    from restore.data.datasets import TrainingBatches, load_images
+
+    _, photos = load_images(shared_data("train", "bsds500-train"))
+    batches = TrainingBatches(photos[:8], size=64, batch_size=4, mask_kinds=("box", "freeform"), seed=3)
+    image, mask = batches.batch(0)
+    torch.manual_seed(0)
+    config = CSAConfig(width=8, max_channels=32, depth=6, consistency_weight=0, adversarial_weight=0, lr=5e-4)
+    trainer = CSATrainer(config)
+    losses = [trainer.train_step(image, mask)["l1"] for _ in range(30)]
+    assert all(torch.isfinite(torch.tensor(losses)))
+    assert sum(losses[-3:]) / 3 < 0.9 * losses[0]
