@@ -58,7 +58,9 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
     try:
-        checkpoint = torch.load(path, map_location=map_location, weights_only=True)
+        # TorchVersion (a str subclass) appears in the metadata of some checkpoints.
+        with torch.serialization.safe_globals([torch.torch_version.TorchVersion]):
+            checkpoint = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as error:
         raise CheckpointError(f"cannot read checkpoint {path}: {error}") from error
     if not isinstance(checkpoint, dict) or checkpoint.get("format") != FORMAT:

@@ -119,7 +119,7 @@ def _state(trainer: Trainer, step: int, options: LoopOptions, extra: dict[str, A
             "options": options.to_dict(),
             "train_seconds": seconds,
             "restore_version": __version__,
-            "torch_version": torch.__version__,
+            "torch_version": str(torch.__version__),
             "hardware": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
             + (f", {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""),
         },

@@ -1,0 +1,65 @@
+"""CSA quality table (DESIGN §10): BSDS500-val and Kodak24 at 256², NVIDIA masks per bucket and the centre hole.
+
+Scores CSA (the shipped checkpoint, or --checkpoint) and the OpenCV Telea and NS
+baselines in the same run, on the same images and masks, and prints a markdown
+table per data set plus the margins of CSA over the better baseline.
+
+    python benchmarks/csa_quality.py [--checkpoint PATH] [--json bench-out/csa_quality.json]
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import click
+
+
+@click.command()
+@click.option("--checkpoint", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None, help="CSA checkpoint (default: the shipped one).")
+@click.option("--sets", default="bsds500-val,kodak24", show_default=True, help="Folders of ../shared/data/eval to score.")
+@click.option("--limit", type=int, default=None, help="Use only the first N images of each set (quick checks).")
+@click.option("--seed", default=0, show_default=True, type=int, help="Mask seed (one fixed mask per image per bucket).")
+@click.option("--batch-size", default=8, show_default=True, type=int)
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=Path("bench-out/csa_quality.json"), show_default=True)
+def main(checkpoint: Path | None, sets: str, limit: int | None, seed: int, batch_size: int, json_path: Path) -> None:
+    import torch
+
+    from restore.data.datasets import centre_square, load_images
+    from restore.evaluation import PROTOCOL_SIZE, evaluate, format_table, protocol_mask_sets
+    from restore.models.registry import load_inpainter, resolve_checkpoint
+    from restore.paths import shared_data_dir
+
+    torch.set_grad_enabled(False)
+    checkpoint = resolve_checkpoint("csa", checkpoint)
+    methods = {"csa": load_inpainter("csa", checkpoint), "telea": load_inpainter("telea"), "ns": load_inpainter("ns")}
+    report: dict = {"checkpoint": str(checkpoint), "seed": seed, "sets": {}}
+    for name in sets.split(","):
+        folder = shared_data_dir() / "eval" / name
+        if not folder.is_dir():
+            raise click.ClickException(f"evaluation set not found: {folder}")
+        _, photos = load_images(folder)
+        photos = photos[:limit] if limit else photos
+        images = [centre_square(photo, PROTOCOL_SIZE) for photo in photos]
+        masks = protocol_mask_sets(len(images), PROTOCOL_SIZE, seed=seed)
+        results, seconds = {}, {}
+        for method, inpainter in methods.items():
+            began = time.perf_counter()
+            results[method] = evaluate(inpainter, images, masks, batch_size=batch_size)
+            seconds[method] = time.perf_counter() - began
+        report["sets"][name] = {"images": len(images), "results": results, "seconds": seconds}
+        click.echo(f"\n### {name} ({len(images)} images, 256² centre crops)\n")
+        click.echo(format_table(results))
+        click.echo("\n| masks | CSA PSNR − best baseline (dB) | CSA SSIM − best baseline |\n|---|---|---|")
+        for mask_set in masks:
+            best_psnr = max(results[m][mask_set]["psnr"] for m in ("telea", "ns"))
+            best_ssim = max(results[m][mask_set]["ssim"] for m in ("telea", "ns"))
+            click.echo(f"| {mask_set} | {results['csa'][mask_set]['psnr'] - best_psnr:+.2f} | {results['csa'][mask_set]['ssim'] - best_ssim:+.4f} |")
+    json_path.parent.mkdir(parents=True, exist_ok=True)
+    json_path.write_text(json.dumps(report, indent=1))
+    click.echo(f"\nwrote {json_path}")
+
+
+if __name__ == "__main__":
+    main()

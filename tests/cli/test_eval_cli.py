@@ -1,0 +1,99 @@
+"""``restore eval``: metrics per bucket against direct computation, and its errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from restore.cli import main
+from restore.data.archive import open_archive
+from restore.data.images import write_image
+from restore.data.output_archive import OutputArchive
+from restore.metrics import image_metrics
+from restore.models.classical import OpenCVInpainter
+
+
+def _holes(size: int = 40) -> dict[str, np.ndarray]:
+    holes = {}
+    for i, fraction in enumerate((0.15, 0.25, 0.45)):
+        hole = np.zeros((size, size), bool)
+        hole[: int(round(fraction * size)), :] = True
+        holes[f"img{i}"] = hole
+    return holes
+
+
+@pytest.fixture()
+def setup(tmp_path: Path) -> dict[str, Path]:
+    rng = np.random.default_rng(0)
+    photos, masks = tmp_path / "photos", tmp_path / "masks"
+    photos.mkdir()
+    masks.mkdir()
+    ramp = np.add.outer(np.arange(40), np.arange(40)).astype(np.float64) * 3
+    for key, hole in _holes().items():
+        image = np.clip(np.stack([ramp, ramp[::-1], 255 - ramp], -1) + rng.normal(0, 5, (40, 40, 3)), 0, 255).astype(np.uint8)
+        write_image(photos / f"{key}.png", image)
+        write_image(masks / f"{key}.png", hole.astype(np.uint8)[..., None] * 255)
+    assert CliRunner().invoke(main, ["ingest", str(photos), str(tmp_path / "in.zarr")]).exit_code == 0
+    source = open_archive(tmp_path / "in.zarr")
+    telea = OpenCVInpainter("telea")
+    with OutputArchive.create(tmp_path / "out.zarr", source, {"method": "telea"}) as out:
+        for key, hole in _holes().items():
+            out.write(key, telea.inpaint_array(source.read(key), hole))
+    return {"root": tmp_path, "in": tmp_path / "in.zarr", "out": tmp_path / "out.zarr", "masks": masks}
+
+
+def _eval(setup: dict[str, Path], *extra: str):
+    return CliRunner().invoke(main, ["eval", "--pred", str(setup["out"]), "--target", str(setup["in"]), "--masks", str(setup["masks"]), *extra])
+
+
+def test_metrics_per_bucket_match_direct_computation(setup: dict[str, Path]) -> None:
+    report = setup["root"] / "report"
+    result = _eval(setup, "--json", str(setup["root"] / "m.json"), "--report", str(report))
+    assert result.exit_code == 0, result.output
+    data = json.loads((setup["root"] / "m.json").read_text())
+    assert {name: m["count"] for name, m in data["buckets"].items()} == {"10-20%": 1, "20-30%": 1, "40-50%": 1}
+    assert data["known_pixels_changed"] == [] and data["method"] == "telea"
+    source, restored = open_archive(setup["in"]), open_archive(setup["out"])
+    for row in data["images"]:
+        expected = image_metrics(restored.read(row["key"]) / 255.0, source.read(row["key"]) / 255.0)
+        for name in ("l1", "l2", "psnr", "ssim"):
+            assert row[name] == pytest.approx(expected[name])
+    assert "| 40-50% | 1 |" in result.output and "| all | 3 |" in result.output
+    assert {p.name for p in report.iterdir()} == {"metrics.json", "metrics.md", "per_image.csv"}
+
+
+def test_changed_known_pixels_are_reported(setup: dict[str, Path]) -> None:
+    source = open_archive(setup["in"])
+    image = source.read("img0")
+    image[-1, -1] ^= 1  # a known pixel (the hole is at the top)
+    with OutputArchive.open(setup["out"], source) as out:
+        out.write("img0", image)
+    result = _eval(setup)
+    assert result.exit_code == 0
+    assert "known pixels differ from the target in 1 image(s): img0" in result.output
+
+
+def test_missing_mask_names_the_key(setup: dict[str, Path]) -> None:
+    (setup["masks"] / "img1.png").unlink()
+    result = _eval(setup)
+    assert result.exit_code == 2 and "img1" in result.output and "--masks" in result.output
+
+
+def test_incomplete_prediction_is_refused(setup: dict[str, Path]) -> None:
+    source = open_archive(setup["in"])
+    OutputArchive.create(setup["root"] / "partial.zarr", source).close()
+    result = CliRunner().invoke(main, ["eval", "--pred", str(setup["root"] / "partial.zarr"), "--target", str(setup["in"]), "--masks", str(setup["masks"])])
+    assert result.exit_code == 2 and "incomplete: 3 image(s)" in result.output
+
+
+def test_pred_of_other_images_is_refused(setup: dict[str, Path], tmp_path: Path) -> None:
+    other = tmp_path / "other"
+    other.mkdir()
+    write_image(other / "zzz.png", np.zeros((40, 40, 3), np.uint8))
+    assert CliRunner().invoke(main, ["ingest", str(other), str(tmp_path / "other.zarr")]).exit_code == 0
+    result = CliRunner().invoke(main, ["eval", "--pred", str(tmp_path / "other.zarr"), "--target", str(setup["in"]), "--masks", str(setup["masks"])])
+    assert result.exit_code == 2 and "does not hold the images" in result.output

@@ -1,0 +1,91 @@
+"""``restore train`` through click: a tiny run, resume, and the errors users meet."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from restore.cli import main
+from restore.data.images import write_image
+from restore.training.checkpoint import load_checkpoint
+
+TINY = ["--size", "32", "--batch-size", "2", "--set", "width=4", "--set", "max_channels=8", "--set", "depth=5",
+        "--set", "consistency_weight=0", "--set", "adversarial_weight=0", "--holdout", "1", "--checkpoint-every", "1",
+        "--sample-every", "2", "--eval-every", "0", "--warmup", "0"]
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("photos")
+    rng = np.random.default_rng(0)
+    for i in range(4):
+        write_image(folder / f"p{i}.png", rng.integers(0, 256, (48 + 8 * i, 64, 3), dtype=np.uint8))
+    return folder
+
+
+def _train(args: list[str]):
+    return CliRunner().invoke(main, ["-q", "train", "--method", "csa", *args], catch_exceptions=False)
+
+
+def test_train_then_resume(photos: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    result = _train(["--data", str(photos), "--out", str(out), "--iters", "2", *TINY])
+    assert result.exit_code == 0, result.output
+    first = load_checkpoint(out / "last.pt")
+    assert first["step"] == 2 and first["metadata"]["train_images"] == 3 and len(first["metadata"]["held_out"]) == 1
+    assert (out / "samples" / "step-000002.png").is_file()
+
+    again = _train(["--data", str(photos), "--out", str(out), "--iters", "3", *TINY])
+    assert again.exit_code == 2 and "--resume" in again.output
+    assert load_checkpoint(out / "last.pt")["step"] == 2  # untouched
+
+    resumed = _train(["--data", str(photos), "--out", str(out), "--iters", "3", "--resume", "--size", "32", "--batch-size", "2", "--holdout", "1", "--eval-every", "0"])
+    assert resumed.exit_code == 0, resumed.output
+    final = load_checkpoint(out / "last.pt")
+    assert final["step"] == 3 and final["config"] == first["config"]
+
+    changed = _train(["--data", str(photos), "--out", str(out), "--iters", "4", "--resume", "--set", "width=8"])
+    assert changed.exit_code == 2 and "cannot change" in changed.output
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--masks", "nvidia"], "--masks"),
+        (["--masks", "spiral"], "--masks"),
+        (["--size", "40"], "multiple of 32"),
+        (["--set", "colour=1"], "unknown key 'colour'"),
+        (["--set", "width=wide"], "width expects int"),
+        (["--set", "width"], "KEY=VALUE"),
+    ],
+)
+def test_usage_errors_name_the_option(photos: Path, tmp_path: Path, args: list[str], message: str) -> None:
+    result = _train(["--data", str(photos), "--out", str(tmp_path / "run"), "--iters", "1", *TINY, *args])
+    assert result.exit_code == 2
+    assert message in result.output
+    assert not (tmp_path / "run" / "last.pt").exists()
+
+
+def test_resume_without_a_run_is_an_error(photos: Path, tmp_path: Path) -> None:
+    result = _train(["--data", str(photos), "--out", str(tmp_path / "none"), "--iters", "1", "--resume"])
+    assert result.exit_code == 2 and "no checkpoint" in result.output
+
+
+def test_missing_vgg_weights_file_is_one_line(photos: Path, tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["train", "--method", "csa", "--data", str(photos), "--out", str(tmp_path / "run"), "--iters", "1",
+                                       "--size", "32", "--set", "depth=5", "--set", "width=4", "--vgg-weights", str(tmp_path / "vgg.pth")])
+    assert result.exit_code == 1
+    assert "no such file" in result.output and str(tmp_path / "vgg.pth") in result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
+def test_random_vgg_is_recorded_in_the_checkpoint(photos: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    result = _train(["--data", str(photos), "--out", str(out), "--iters", "1", "--size", "64", "--batch-size", "2",
+                     "--set", "width=4", "--set", "max_channels=8", "--set", "depth=5", "--set", "feature_discriminator_width=8",
+                     "--set", "discriminator_width=4", "--vgg-weights", "random", "--holdout", "0", "--eval-every", "0", "--sample-every", "0"])
+    assert result.exit_code == 0, result.output
+    assert load_checkpoint(out / "last.pt")["metadata"]["vgg_weights"] == "random"

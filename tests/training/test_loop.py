@@ -1,0 +1,130 @@
+"""The training loop: checkpoints, resume equal to an uninterrupted run, samples, curve."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from restore.data.datasets import TrainingBatches
+from restore.models.csa.config import CSAConfig
+from restore.models.csa.training import CSATrainer
+from restore.training.checkpoint import CheckpointError, inference_checkpoint, load_checkpoint, save_checkpoint
+from restore.training.loop import HeldOut, LoopOptions, fit
+
+CONFIG = CSAConfig(width=4, max_channels=8, depth=5, consistency_weight=0, feature_discriminator=False, discriminator_width=4)
+
+
+def _photos(count: int = 4, seed: int = 0) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    ramp = np.linspace(0, 255, 80, dtype=np.float64)
+    base = np.stack([np.add.outer(ramp, ramp) / 2, np.add.outer(ramp, ramp[::-1]) / 2, np.full((80, 80), 128.0)], -1)
+    return [np.clip(base + rng.normal(0, 20, base.shape), 0, 255).astype(np.uint8) for _ in range(count)]
+
+
+def _run(out: Path, iters: int, start: dict | None = None, held: HeldOut | None = None, **extra) -> CSATrainer:
+    torch.manual_seed(0)
+    trainer = CSATrainer(CONFIG)
+    batches = TrainingBatches(_photos(), size=32, batch_size=2, mask_kinds=("box", "freeform"), seed=1)
+    options = LoopOptions(out=out, iters=iters, lr=CONFIG.lr, batch_size=2, size=32, checkpoint_every=2, keep_every=3,
+                          sample_every=0, eval_every=0, progress=False, warmup=2, **extra)
+    fit(trainer, batches, options, held=held, start=start)
+    return trainer
+
+
+def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path: Path) -> None:
+    straight = _run(tmp_path / "straight", iters=5)
+    _run(tmp_path / "split", iters=3)
+    first = load_checkpoint(tmp_path / "split" / "last.pt")
+    assert first["step"] == 3
+    resumed = _run(tmp_path / "split", iters=5, start=first)
+    final = load_checkpoint(tmp_path / "split" / "last.pt")
+    assert final["step"] == 5
+    for name in ("generator", "discriminator"):
+        a = straight.modules()[name].state_dict()
+        b = resumed.modules()[name].state_dict()
+        for key in a:
+            assert torch.equal(a[key], b[key]), f"{name}.{key} differs after resume"
+    assert (tmp_path / "split" / "step-000003.pt").is_file()
+    assert final["metadata"]["train_seconds"] >= first["metadata"]["train_seconds"]
+
+
+def test_checkpoint_holds_what_resume_needs(tmp_path: Path) -> None:
+    _run(tmp_path, iters=2)
+    checkpoint = load_checkpoint(tmp_path / "last.pt")
+    assert checkpoint["method"] == "csa" and checkpoint["step"] == 2
+    assert set(checkpoint["models"]) == {"generator", "discriminator"}
+    assert set(checkpoint["optimizers"]) == {"generator", "discriminator"}
+    assert CSAConfig.from_dict(checkpoint["config"]) == CONFIG
+    assert "torch" in checkpoint["rng"] and checkpoint["metadata"]["options"]["iters"] == 2
+    lines = (tmp_path / "log.jsonl").read_text().splitlines() if (tmp_path / "log.jsonl").exists() else []
+    assert all("l1" in json.loads(line) for line in lines)
+
+
+def test_inference_checkpoint_is_half_and_loads(tmp_path: Path) -> None:
+    from restore.models.csa.inpainter import load_csa_inpainter
+
+    trainer = _run(tmp_path, iters=1)
+    slim = inference_checkpoint(load_checkpoint(tmp_path / "last.pt"))
+    assert set(slim["models"]) == {"generator"} and "optimizers" not in slim
+    assert all(v.dtype == torch.float16 for v in slim["models"]["generator"].values() if v.is_floating_point())
+    save_checkpoint(slim, tmp_path / "csa.pt")
+    inpainter = load_csa_inpainter(tmp_path / "csa.pt")
+    image = torch.rand(1, 3, 40, 40)
+    mask = torch.zeros(1, 1, 40, 40)
+    mask[..., 10:20, 5:30] = 1
+    full = trainer.inpainter().inpaint(image, mask)
+    half = inpainter.inpaint(image, mask)
+    assert torch.allclose(full, half, atol=2e-2)
+
+
+def test_checkpoint_errors(tmp_path: Path) -> None:
+    with pytest.raises(CheckpointError, match="not found"):
+        load_checkpoint(tmp_path / "missing.pt")
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="cannot read"):
+        load_checkpoint(tmp_path / "junk.pt")
+    torch.save({"hello": 1}, tmp_path / "other.pt")
+    with pytest.raises(CheckpointError, match="not a restore checkpoint"):
+        load_checkpoint(tmp_path / "other.pt")
+
+
+def test_save_is_atomic_when_interrupted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "last.pt"
+    save_checkpoint({"step": 1}, path)
+
+    def explode(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", explode)
+    with pytest.raises(OSError, match="disk full"):
+        save_checkpoint({"step": 2}, path)
+    monkeypatch.undo()
+    assert load_checkpoint(path)["step"] == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]
+
+
+def test_samples_and_learning_curve_are_written(tmp_path: Path) -> None:
+    images = [photo[:64, :64] for photo in _photos(2)]
+    hole = np.zeros((64, 64), bool)
+    hole[16:40, 16:48] = True
+    held = HeldOut(images, {"box": [hole, hole]})
+    torch.manual_seed(0)
+    trainer = CSATrainer(CONFIG)
+    batches = TrainingBatches(_photos(), size=32, batch_size=2, mask_kinds=("box",), seed=1)
+    options = LoopOptions(out=tmp_path, iters=2, lr=CONFIG.lr, batch_size=2, size=32, sample_every=2, eval_every=2, progress=False)
+    fit(trainer, batches, options, held=held)
+    assert (tmp_path / "samples" / "step-000002.png").is_file()
+    curve = [json.loads(line) for line in (tmp_path / "curve.jsonl").read_text().splitlines()]
+    assert curve[0]["step"] == 2 and curve[0]["metrics"]["box"]["count"] == 2
+    baselines = json.loads((tmp_path / "curve-baselines.json").read_text())
+    assert set(baselines) == {"telea", "ns"} and baselines["ns"]["box"]["psnr"] > 10
+
+
+def test_learning_rate_schedule() -> None:
+    options = LoopOptions(out=Path("."), iters=100, lr=1.0, warmup=10, lr_decay_from=50)
+    assert options.lr_at(0) == pytest.approx(0.1) and options.lr_at(9) == pytest.approx(1.0)
+    assert options.lr_at(30) == 1.0 and options.lr_at(75) == pytest.approx(0.5) and options.lr_at(100) == 0.0
