@@ -12,7 +12,12 @@ import torch
 from restore.data.datasets import TrainingBatches
 from restore.models.csa.config import CSAConfig
 from restore.models.csa.training import CSATrainer
-from restore.training.checkpoint import CheckpointError, inference_checkpoint, load_checkpoint, save_checkpoint
+from restore.training.checkpoint import (
+    CheckpointError,
+    inference_checkpoint,
+    load_checkpoint,
+    save_checkpoint,
+)
 from restore.training.loop import HeldOut, LoopOptions, fit
 
 CONFIG = CSAConfig(width=4, max_channels=8, depth=5, consistency_weight=0, feature_discriminator=False, discriminator_width=4)
