@@ -104,7 +104,30 @@ def to_unit_float(image: np.ndarray) -> np.ndarray:
     return array[..., :3] if array.shape[-1] == 4 else array
 
 
-def evaluate_archives(pred, target, masks, progress: bool = False) -> dict:
+def _means(rows: list[dict]) -> dict[str, float]:
+    means = mean_metrics(rows)
+    if rows and "lpips" in rows[0]:
+        means["lpips"] = float(np.mean([row["lpips"] for row in rows]))
+    return means
+
+
+def archive_fid(pred, target, inception, keys: Sequence[str], chunk: int = 32) -> float:
+    """FID between the restored and the original images of ``keys`` (streamed in chunks).
+
+    Args:
+        inception: a :class:`~restore.perceptual_metrics.FIDInception`.
+    """
+    from restore.perceptual_metrics import frechet_distance, statistics
+
+    acts_pred, acts_target = [], []
+    for start in range(0, len(keys), chunk):
+        part = keys[start : start + chunk]
+        acts_pred.append(inception.activations([to_unit_float(pred.read(k)) for k in part]))
+        acts_target.append(inception.activations([to_unit_float(target.read(k)) for k in part]))
+    return frechet_distance(*statistics(np.concatenate(acts_pred)), *statistics(np.concatenate(acts_target)))
+
+
+def evaluate_archives(pred, target, masks, progress: bool = False, lpips=None) -> dict:
     """Score a restored archive against the originals, per image and per hole-ratio bucket.
 
     Args:
@@ -112,6 +135,7 @@ def evaluate_archives(pred, target, masks, progress: bool = False) -> dict:
         target: the original archive (same keys and shapes).
         masks: the :class:`~restore.data.masks.MaskSource` the restoration used.
         progress: show a progress bar.
+        lpips: an optional :class:`~restore.perceptual_metrics.LPIPS`; adds ``lpips`` per image.
 
     Returns:
         ``{"overall": {...}, "buckets": {name: {..., "count"}}, "images": [...],
@@ -136,11 +160,13 @@ def evaluate_archives(pred, target, masks, progress: bool = False) -> dict:
             changed.append(key)
         ratio = float(hole.mean())
         metrics = image_metrics(to_unit_float(restored), to_unit_float(reference))
+        if lpips is not None:
+            metrics["lpips"] = lpips.distance(to_unit_float(restored), to_unit_float(reference))
         rows.append({"key": key, "hole_ratio": ratio, "bucket": bucket_of(ratio), **metrics})
     buckets: dict[str, dict[str, float]] = {}
     for low, high in BUCKETS:
         name = bucket_name(low, high)
         members = [row for row in rows if row["bucket"] == name]
         if members:
-            buckets[name] = {**mean_metrics(members), "count": len(members)}
-    return {"overall": {**mean_metrics(rows), "count": len(rows)}, "buckets": buckets, "images": rows, "known_pixels_changed": changed}
+            buckets[name] = {**_means(members), "count": len(members)}
+    return {"overall": {**_means(rows), "count": len(rows)}, "buckets": buckets, "images": rows, "known_pixels_changed": changed}

@@ -9,11 +9,16 @@ import click
 
 
 def _markdown(result: dict) -> str:
-    lines = ["| masks | images | L1 % | L2 % | PSNR dB | SSIM |", "|---|---|---|---|---|---|"]
+    has_lpips = "lpips" in result["overall"]
+    header = "| masks | images | L1 % | L2 % | PSNR dB | SSIM |" + (" LPIPS |" if has_lpips else "")
+    lines = [header, "|" + "---|" * (header.count("|") - 1)]
     rows = [*result["buckets"].items(), ("all", result["overall"])]
     for name, m in rows:
         if m.get("count"):
-            lines.append(f"| {name} | {m['count']} | {m['l1']:.2f} | {m['l2']:.3f} | {m['psnr']:.2f} | {m['ssim']:.4f} |")
+            line = f"| {name} | {m['count']} | {m['l1']:.2f} | {m['l2']:.3f} | {m['psnr']:.2f} | {m['ssim']:.4f} |"
+            lines.append(line + (f" {m['lpips']:.4f} |" if has_lpips else ""))
+    if "fid" in result:
+        lines.append(f"\nFID ({result['overall']['count']} images): {result['fid']:.2f}")
     return "\n".join(lines)
 
 
@@ -23,14 +28,19 @@ def _markdown(result: dict) -> str:
 @click.option("--masks", "masks_spec", required=True, type=click.Path(exists=True, path_type=Path), help="The masks the restoration used (folder, file or archive).")
 @click.option("--resize-masks", is_flag=True, help="Resize masks of another size to each image (nearest).")
 @click.option("--dilate", default=0, show_default=True, type=click.IntRange(min=0), help="Grow holes by this many pixels (as given to restore batch).")
+@click.option("--lpips-weights", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="LPIPS (VGG, v0.1) linear-layer weights, e.g. the lpips package's vgg.pth; needs --vgg-weights.")
+@click.option("--vgg-weights", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="torchvision VGG-16 ImageNet weights (vgg16-397923af.pth), for LPIPS.")
+@click.option("--fid-weights", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="pytorch-fid Inception weights (pt_inception-2015-12-05-*.pth); adds FID over all images.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), help="Write the full result (per image too) as JSON.")
 @click.option("--report", "report_dir", type=click.Path(file_okay=False, path_type=Path), help="Write metrics.json, metrics.md and per_image.csv here.")
-def evaluate(pred_path: Path, target_path: Path, masks_spec: Path, resize_masks: bool, dilate: int, json_path: Path | None, report_dir: Path | None) -> None:
+def evaluate(pred_path: Path, target_path: Path, masks_spec: Path, resize_masks: bool, dilate: int, lpips_weights: Path | None,
+             vgg_weights: Path | None, fid_weights: Path | None, json_path: Path | None, report_dir: Path | None) -> None:
     """Score --pred against --target: L1 %, L2 %, PSNR, SSIM per hole-ratio bucket.
 
     Metrics follow the evaluation protocol: whole image, values in [0, 1], SSIM with a
     Gaussian window (sigma 1.5). Images whose known pixels differ from the target are
-    reported, since a correct restoration never changes them.
+    reported, since a correct restoration never changes them. LPIPS and FID are
+    computed only with weights you supply (nothing is downloaded).
     """
     from restore.cli import verbosity
     from restore.data.archive import ArchiveError, open_archive
@@ -59,7 +69,20 @@ def evaluate(pred_path: Path, target_path: Path, masks_spec: Path, resize_masks:
     except MaskError as error:
         raise click.BadParameter(str(error), param_hint="'--masks'") from None
 
-    result = evaluate_archives(pred, target, masks, progress=verbosity() >= 0 and len(target.keys) > 20)
+    if lpips_weights is not None and vgg_weights is None:
+        raise click.BadParameter("LPIPS needs the VGG-16 backbone weights too", param_hint="'--vgg-weights'")
+    from restore.perceptual_metrics import LPIPS, FIDInception, PerceptualWeightsError
+
+    try:
+        lpips = LPIPS.from_files(lpips_weights, vgg_weights) if lpips_weights is not None else None
+        inception = FIDInception.from_file(fid_weights) if fid_weights is not None else None
+    except PerceptualWeightsError as error:
+        raise click.ClickException(str(error)) from None
+    result = evaluate_archives(pred, target, masks, progress=verbosity() >= 0 and len(target.keys) > 20, lpips=lpips)
+    if inception is not None:
+        from restore.evaluation import archive_fid
+
+        result["fid"] = archive_fid(pred, target, inception, list(target.keys))
     result["pred"], result["target"], result["masks"] = str(pred_path), str(target_path), masks.describe()
     result["method"] = pred.attrs.get("method")
     table = _markdown(result)

@@ -17,8 +17,8 @@ VGG16_URL = "https://download.pytorch.org/models/vgg16-397923af.pth"
 
 # (out_channels per conv, "M" for max-pool), torchvision's configuration "D".
 _VGG16_LAYOUT = [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"]
-#: index of relu4_3 inside torchvision's ``vgg16().features``.
-RELU4_3 = 22
+#: indices of the relu1_2 … relu5_3 outputs inside torchvision's ``vgg16().features``.
+RELU1_2, RELU2_2, RELU3_3, RELU4_3, RELU5_3 = 3, 8, 15, 22, 29
 
 _MEAN = (0.485, 0.456, 0.406)
 _STD = (0.229, 0.224, 0.225)
@@ -28,7 +28,16 @@ class VGGWeightsError(RuntimeError):
     """No VGG weights could be found and random ones were not asked for."""
 
 
-def _features(last_index: int) -> nn.Sequential:
+def vgg16_features(last_index: int) -> nn.Sequential:
+    """torchvision's ``vgg16().features`` layout, cut after layer ``last_index`` (e.g. :data:`RELU5_3`).
+
+    Args:
+        last_index: index of the last layer kept; the layer indices (and so the
+            ``N`` in state-dict keys ``N.weight``) are torchvision's.
+
+    Returns:
+        An uninitialised ``nn.Sequential`` of convolutions, ReLUs and max-pools.
+    """
     layers: list[nn.Module] = []
     channels = 3
     for item in _VGG16_LAYOUT:
@@ -40,6 +49,32 @@ def _features(last_index: int) -> nn.Sequential:
         if len(layers) > last_index:
             break
     return nn.Sequential(*layers[: last_index + 1])
+
+
+def load_torchvision_features(features: nn.Sequential, state: dict[str, Tensor], name: str = "VGG weights") -> None:
+    """Copy the ``features.N.*`` tensors of a torchvision ``vgg16`` state dict into ``features``.
+
+    Args:
+        features: a network from :func:`vgg16_features`.
+        state: a torchvision ``vgg16`` state dict (``classifier.*`` keys are ignored).
+        name: how errors name the source, e.g. ``"VGG weights file vgg16.pth"``.
+
+    Raises:
+        VGGWeightsError: a tensor ``features`` needs is missing or has the wrong shape.
+    """
+    own = {key[len("features."):]: value for key, value in state.items() if key.startswith("features.")}
+    wanted = features.state_dict()
+    missing = set(wanted) - set(own)
+    if missing:
+        lacking = [f"features.{key}" for key in sorted(missing)[:3]]
+        raise VGGWeightsError(f"{name} lack {lacking}: is this a torchvision vgg16 file?")
+    for key, value in wanted.items():
+        if tuple(own[key].shape) != tuple(value.shape):
+            raise VGGWeightsError(
+                f"{name}: features.{key} has shape {tuple(own[key].shape)}, expected {tuple(value.shape)}: "
+                "is this a torchvision vgg16 file?"
+            )
+    features.load_state_dict({key: own[key] for key in wanted})
 
 
 def _hub_cached_weights() -> Path | None:
@@ -86,7 +121,7 @@ class VGG16Features(nn.Module):
 
     def __init__(self, weights: str | Path | None = None) -> None:
         super().__init__()
-        self.features = _features(RELU4_3)
+        self.features = vgg16_features(RELU4_3)
         self.register_buffer("mean", torch.tensor(_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(_STD).view(1, 3, 1, 1), persistent=False)
         source = resolve_vgg_weights(weights)
@@ -111,12 +146,7 @@ class VGG16Features(nn.Module):
         self.eval()
 
     def _load_torchvision_state(self, state: dict[str, Tensor]) -> None:
-        own = {f"features.{key[len('features.'):]}": value for key, value in state.items() if key.startswith("features.")}
-        wanted = set(self.state_dict())
-        missing = wanted - set(own)
-        if missing:
-            raise VGGWeightsError(f"VGG weights lack {sorted(missing)[:3]}: is this a torchvision vgg16 file?")
-        self.load_state_dict({key: own[key] for key in wanted})
+        load_torchvision_features(self.features, state)
 
     def train(self, mode: bool = True) -> VGG16Features:
         return super().train(False)

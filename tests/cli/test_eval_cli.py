@@ -97,3 +97,34 @@ def test_pred_of_other_images_is_refused(setup: dict[str, Path], tmp_path: Path)
     assert CliRunner().invoke(main, ["ingest", str(other), str(tmp_path / "other.zarr")]).exit_code == 0
     result = CliRunner().invoke(main, ["eval", "--pred", str(tmp_path / "other.zarr"), "--target", str(setup["in"]), "--masks", str(setup["masks"])])
     assert result.exit_code == 2 and "does not hold the images" in result.output
+
+
+def test_lpips_and_fid_from_user_weight_files(setup: dict[str, Path]) -> None:
+    """The options load user-supplied files (random weights in the real formats here)."""
+    import torch
+
+    from restore.nn.vgg import vgg16_features
+    from restore.perceptual_metrics import FIDInception
+
+    root = setup["root"]
+    torch.manual_seed(0)
+    vgg = {f"features.{k}": v for k, v in vgg16_features(29).state_dict().items()}
+    torch.save(vgg, root / "vgg16.pth")
+    channels = (64, 128, 256, 512, 512)
+    torch.save({f"lin{i}.model.1.weight": torch.rand(1, c, 1, 1) for i, c in enumerate(channels)}, root / "lpips_vgg.pth")
+    inception = FIDInception()
+    state = {k: v for k, v in inception.state_dict().items()}
+    state["fc.weight"], state["fc.bias"] = torch.zeros(1008, 2048), torch.zeros(1008)
+    torch.save(state, root / "inception.pth")
+    result = _eval(setup, "--lpips-weights", str(root / "lpips_vgg.pth"), "--vgg-weights", str(root / "vgg16.pth"),
+                   "--fid-weights", str(root / "inception.pth"), "--json", str(root / "m.json"))
+    assert result.exit_code == 0, result.output
+    data = json.loads((root / "m.json").read_text())
+    assert all(row["lpips"] > 0 for row in data["images"]) and "lpips" in data["overall"]
+    assert np.isfinite(data["fid"]) and "FID (3 images)" in result.output
+
+
+def test_lpips_without_backbone_is_a_usage_error(setup: dict[str, Path]) -> None:
+    (setup["root"] / "lpips.pth").write_bytes(b"x")
+    result = _eval(setup, "--lpips-weights", str(setup["root"] / "lpips.pth"))
+    assert result.exit_code == 2 and "--vgg-weights" in result.output

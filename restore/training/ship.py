@@ -1,0 +1,44 @@
+"""Turn a training checkpoint into a shipped, half-precision inference checkpoint.
+
+    python -m restore.training.ship runs/csa-w32/last.pt restore/weights/csa.pt
+
+Keeps the generator only (float16), the config, the step and the run's metadata
+(data, wall time, hardware, VGG weights used), and refuses to write a file over
+``--max-mb`` (the repository's limit for a shipped checkpoint).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+@click.command()
+@click.argument("checkpoint", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("dest", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--max-mb", default=16.0, show_default=True, type=float, help="Refuse a result larger than this (MB = 10^6 bytes).")
+@click.option("--full-precision", is_flag=True, help="Keep float32 weights.")
+def main(checkpoint: Path, dest: Path, max_mb: float, full_precision: bool) -> None:
+    """Write DEST, the inference-only form of CHECKPOINT."""
+    import tempfile
+
+    from restore.models.registry import file_digest
+    from restore.training.checkpoint import inference_checkpoint, load_checkpoint, save_checkpoint
+
+    full = load_checkpoint(checkpoint)
+    slim = inference_checkpoint(full, half=not full_precision)
+    slim["metadata"]["source_checkpoint"] = checkpoint.name
+    with tempfile.TemporaryDirectory(dir=dest.parent if dest.parent.exists() else None) as scratch:
+        trial = Path(scratch) / dest.name
+        save_checkpoint(slim, trial)
+        size = trial.stat().st_size
+        if size > max_mb * 1e6:
+            raise click.ClickException(f"{dest.name} would be {size / 1e6:.1f} MB, over --max-mb {max_mb}")
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        trial.replace(dest)
+    click.echo(f"{dest}: step {full['step']}, {size / 1e6:.2f} MB, {file_digest(dest)}")
+
+
+if __name__ == "__main__":
+    main()
