@@ -27,9 +27,10 @@ SKIMAGE_PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "immunohistochemis
 def _run(args: list[str]) -> None:
     command = [sys.executable, "-m", "restore", *args]
     click.secho("$ restore " + shlex.join(args), fg="cyan", err=True)
+    name = next(arg for arg in args if not arg.startswith("-"))
     result = subprocess.run(command, check=False)
     if result.returncode != 0:
-        raise click.ClickException(f"`restore {args[0]}` failed with exit code {result.returncode}")
+        raise click.ClickException(f"`restore {name}` failed with exit code {result.returncode}")
 
 
 def _photos(count: int) -> list[tuple[str, np.ndarray]]:
@@ -108,7 +109,7 @@ def main(out: Path, count: int, seed: int) -> None:
         restored = out / f"restored-{method}.zarr"
         _run(["batch", "--input", str(out / "photos.zarr"), "--masks", str(out / "masks"), "--output", str(restored), "--method", method, "--workers", "1"])
         _run(["export", str(restored), str(out / f"restored-{method}")])
-        _run(["eval", "--pred", str(restored), "--target", str(out / "photos.zarr"), "--masks", str(out / "masks"), "--report", str(out / f"eval-{method}")])
+        _run(["-q", "eval", "--pred", str(restored), "--target", str(out / "photos.zarr"), "--masks", str(out / "masks"), "--report", str(out / f"eval-{method}")])
         tables[method] = (out / f"eval-{method}" / "metrics.md").read_text()
     picture = _side_by_side(out, keys, main_method)
 

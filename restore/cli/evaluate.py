@@ -86,7 +86,8 @@ def evaluate(pred_path: Path, target_path: Path, masks_spec: Path, resize_masks:
     result["pred"], result["target"], result["masks"] = str(pred_path), str(target_path), masks.describe()
     result["method"] = pred.attrs.get("method")
     table = _markdown(result)
-    click.echo(table)
+    if verbosity() >= 0:
+        click.echo(table)
     if result["known_pixels_changed"]:
         click.echo(f"warning: known pixels differ from the target in {len(result['known_pixels_changed'])} image(s): "
                    f"{', '.join(result['known_pixels_changed'][:5])}", err=True)
