@@ -2,10 +2,13 @@
 //
 // index[b, y, x] = argmax over usable keys pk of <unit(key patch pk), unit(query patch (y, x))>
 // (ties: smallest pk), score = that maximum; index -1 and score -inf in an image
-// without a usable key. The (H*W)^2 volume is never built: the usable keys are
-// gathered into columns and processed in blocks of `block` keys; each block is one
-// GEMM (at::mm_out into a small reused buffer, kBlockElements entries) followed by
-// a running max per query. Memory: O(D*N + kBlockElements) per image.
+// without a usable key. The (H*W)^2 volume is never built: per image, the usable key
+// columns are gathered to the front and the (keys x queries) score matrix is computed
+// in kKeyBlock x kQueryBlock tiles, each one GEMM (at::mm_out, BLAS-threaded) into a
+// reused buffer, folded at once into a running max per query (threads over queries).
+// The tiles are large because BLAS pays a per-call cost (packing, thread start-up);
+// BLAS calls are kept out of parallel regions (nested BLAS threading oversubscribes).
+// Memory per image: the two column sets (2 D N values) and one tile.
 #include <ATen/Dispatch.h>
 #include <ATen/core/Tensor.h>
 #include <ATen/ops/empty.h>
@@ -22,8 +25,9 @@
 namespace restore {
 namespace {
 
-// Entries of the per-block score buffer (1 MiB of float32 scores per 2^18).
-constexpr int64_t kBlockElements = 1 << 18;
+// Tile of the blocked search: up to 512 keys x 4096 queries (8 MiB of float32 scores).
+constexpr int64_t kQueryBlock = 4096;
+constexpr int64_t kKeyBlock = 512;
 
 std::tuple<at::Tensor, at::Tensor> patch_best_match_cpu(const at::Tensor& query, const at::Tensor& keys,
                                                         const at::Tensor& key_valid, int64_t ksize) {
@@ -36,8 +40,7 @@ std::tuple<at::Tensor, at::Tensor> patch_best_match_cpu(const at::Tensor& query,
   auto score = at::empty({B, H, W}, q.options());
   if (index.numel() == 0) return {index, score};
   auto qcol = at::empty({D, N}, q.options()), kcol = at::empty({D, N}, q.options());
-  const int64_t block = std::max<int64_t>(1, std::min<int64_t>(N, kBlockElements / N));
-  auto buffer = at::empty({block, N}, q.options());
+  auto buffer = at::empty({std::min(kKeyBlock, N) * std::min(kQueryBlock, N)}, q.options());
   AT_DISPATCH_FLOATING_TYPES(q.scalar_type(), "patch_best_match_cpu", [&] {
     std::vector<scalar_t> norms;
     std::vector<uint8_t> usable;
@@ -69,24 +72,28 @@ std::tuple<at::Tensor, at::Tensor> patch_best_match_cpu(const at::Tensor& query,
         }
       });
       std::fill(best_slot.begin(), best_slot.end(), int32_t(-1));
-      for (int64_t k0 = 0; k0 < nu; k0 += block) {
-        const int64_t kb = std::min(block, nu - k0);
-        auto scores = buffer.narrow(0, 0, kb);
-        at::mm_out(scores, kcol.narrow(1, k0, kb).t(), qcol);  // (kb, D) x (D, N)
-        const scalar_t* s = scores.data_ptr<scalar_t>();
-        at::parallel_for(0, N, cpu::grain_for(kb), [&](int64_t q0, int64_t q1) {
-          scalar_t* best = score_out;
-          int32_t* slot = best_slot.data();
-          for (int64_t j = 0; j < kb; ++j) {
-            const scalar_t* row = s + j * N;
-            const int32_t key = static_cast<int32_t>(k0 + j);
-            for (int64_t p = q0; p < q1; ++p) {
-              const bool better = row[p] > best[p];  // strict: the first maximum wins
-              best[p] = better ? row[p] : best[p];
-              slot[p] = better ? key : slot[p];
+      for (int64_t q0 = 0; q0 < N; q0 += kQueryBlock) {
+        const int64_t qn = std::min(kQueryBlock, N - q0);
+        const auto queries = qcol.narrow(1, q0, qn);
+        for (int64_t k0 = 0; k0 < nu; k0 += kKeyBlock) {
+          const int64_t kb = std::min(kKeyBlock, nu - k0);
+          auto scores = buffer.narrow(0, 0, kb * qn).view({kb, qn});
+          at::mm_out(scores, kcol.narrow(1, k0, kb).t(), queries);  // (kb, D) x (D, qn)
+          const scalar_t* s = scores.data_ptr<scalar_t>();
+          at::parallel_for(0, qn, cpu::grain_for(kb), [&](int64_t p0, int64_t p1) {
+            scalar_t* best = score_out + q0;
+            int32_t* slot = best_slot.data() + q0;
+            for (int64_t j = 0; j < kb; ++j) {
+              const scalar_t* row = s + j * qn;
+              const int32_t key = static_cast<int32_t>(k0 + j);
+              for (int64_t p = p0; p < p1; ++p) {
+                const bool better = row[p] > best[p];  // strict: the first maximum wins
+                best[p] = better ? row[p] : best[p];
+                slot[p] = better ? key : slot[p];
+              }
             }
-          }
-        });
+          });
+        }
       }
       for (int64_t p = 0; p < N; ++p) idx_out[p] = best_slot[p] >= 0 ? keys_used[best_slot[p]] : int64_t(-1);
     }

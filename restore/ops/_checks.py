@@ -28,7 +28,9 @@ def check_same(name: str, x: torch.Tensor, ref_name: str, ref: torch.Tensor) -> 
     if x.dtype != ref.dtype:
         raise TypeError(f"{name} must have the dtype of {ref_name} ({ref.dtype}), got {x.dtype}")
     if x.device != ref.device:
-        raise ValueError(f"{name} must be on the device of {ref_name} ({ref.device}), got {x.device}")
+        raise ValueError(
+            f"{name} must be on the device of {ref_name} ({ref.device}), got {x.device}"
+        )
 
 
 def as_position_mask(name: str, mask: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
@@ -54,7 +56,9 @@ def as_position_mask(name: str, mask: torch.Tensor, like: torch.Tensor) -> torch
             f"got {tuple(mask.shape)}"
         )
     if mask.device != like.device:
-        raise ValueError(f"{name} must be on the device of the features ({like.device}), got {mask.device}")
+        raise ValueError(
+            f"{name} must be on the device of the features ({like.device}), got {mask.device}"
+        )
     if mask.dtype == torch.bool:
         return mask
     if mask.is_complex():

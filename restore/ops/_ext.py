@@ -18,7 +18,12 @@ else:
     # A stale build (from before an op was added) counts as missing: rebuild it.
     _HAS_OPS = all(
         hasattr(torch.ops.restore, name)
-        for name in ("patch_similarity", "patch_best_match", "csa_propagate", "masked_gradient_penalty")
+        for name in (
+            "patch_similarity",
+            "patch_best_match",
+            "csa_propagate",
+            "masked_gradient_penalty",
+        )
     )
 
 #: Floor on the L2 norm of a patch (or feature vector) before it is normalised.

@@ -47,9 +47,13 @@ def _check_inputs(
         if not isinstance(t, torch.Tensor):
             raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
         if tuple(t.shape) != (b, h, w):
-            raise ValueError(f"{name} must have shape (B, H, W) = ({b}, {h}, {w}), got {tuple(t.shape)}")
+            raise ValueError(
+                f"{name} must have shape (B, H, W) = ({b}, {h}, {w}), got {tuple(t.shape)}"
+            )
         if t.device != features.device:
-            raise ValueError(f"{name} must be on the device of features ({features.device}), got {t.device}")
+            raise ValueError(
+                f"{name} must be on the device of features ({features.device}), got {t.device}"
+            )
     if index.dtype not in (torch.int64, torch.int32, torch.int16, torch.uint8, torch.int8):
         raise TypeError(f"index must be an integer tensor, got {index.dtype}")
     if not score.is_floating_point():

@@ -93,7 +93,11 @@ def masked_gradient_penalty(
 
 
 def _double_backward(
-    grad_out: torch.Tensor, grad: torch.Tensor, mask: torch.Tensor, eps: float, upstream: torch.Tensor
+    grad_out: torch.Tensor,
+    grad: torch.Tensor,
+    mask: torch.Tensor,
+    eps: float,
+    upstream: torch.Tensor,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Derivatives of ``h = grad_out · (2/B)(1 − 1/slope_b) · g · m`` contracted with ``upstream``.
 

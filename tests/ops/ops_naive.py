@@ -164,7 +164,8 @@ def naive_csa_matrix(features, hole, index, score):
                 m_prev = flat @ a_prev
                 fi = flat[:, p]
                 cos = float(fi @ m_prev) / (
-                    max(float(np.linalg.norm(fi)), FLOOR) * max(float(np.linalg.norm(m_prev)), FLOOR)
+                    max(float(np.linalg.norm(fi)), FLOOR)
+                    * max(float(np.linalg.norm(m_prev)), FLOOR)
                 )
                 d_ad = max(cos, 0.0)
                 total = d_ad + d_max

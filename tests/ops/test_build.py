@@ -71,7 +71,10 @@ def _run_parallel(commands: list[list[str]], cwd: Path) -> list[subprocess.Compl
     with ThreadPoolExecutor(max_workers=2) as pool:
         return list(
             pool.map(
-                lambda cmd: subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=300), commands
+                lambda cmd: subprocess.run(
+                    cmd, cwd=cwd, capture_output=True, text=True, timeout=300
+                ),
+                commands,
             )
         )
 
@@ -82,7 +85,9 @@ def test_extension_is_loaded_when_built():
     )
     if not built:
         pytest.skip("restore._C is not built in this checkout")
-    assert has_ops(), f"{built[0].name} exists but its operators are not registered (a stale build?)"
+    assert has_ops(), (
+        f"{built[0].name} exists but its operators are not registered (a stale build?)"
+    )
 
 
 def test_public_ops_fall_back_to_references_without_the_extension():
@@ -146,7 +151,11 @@ def test_cmake_builds_a_loadable_library(tmp_path):
     library = build / "librestore_ops.so"
     assert library.exists(), sorted(p.name for p in build.iterdir())
     result = subprocess.run(
-        [sys.executable, "-c", LOAD_SCRIPT, str(library)], cwd=ROOT, capture_output=True, text=True, timeout=120
+        [sys.executable, "-c", LOAD_SCRIPT, str(library)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 0, result.stderr
     assert "loaded-and-matched" in result.stdout
@@ -163,7 +172,9 @@ def test_nvcc_compiles_every_cuda_source_for_sm80_and_sm90(tmp_path):
         for src in CU_SOURCES
     ]
     results = _run_parallel(commands, CUDA_DIR)
-    failures = {src.name: r.stderr for src, r in zip(CU_SOURCES, results, strict=True) if r.returncode != 0}
+    failures = {
+        src.name: r.stderr for src, r in zip(CU_SOURCES, results, strict=True) if r.returncode != 0
+    }
     assert not failures, failures
     for src in CU_SOURCES:
         assert (tmp_path / f"{src.stem}.o").stat().st_size > 0
@@ -189,12 +200,15 @@ def test_cuda_glue_compiles_against_torch_headers(tmp_path):
         pytest.skip("needs a C++ compiler and the CUDA toolkit headers (cuda_runtime_api.h)")
     if not (Path(include_paths()[0]) / "c10" / "cuda" / "CUDAGuard.h").exists():
         pytest.skip("this torch build ships no c10/cuda headers")
-    flags = [f"-I{p}" for p in include_paths()] + [
-        f"-I{cuda_include}",
-        "-std=c++20",
-        "-fsyntax-only",
-        "-DC10_CUDA_NO_CMAKE_CONFIGURE_FILE",  # the generated macros header ships with CUDA wheels only
-    ]
+    flags = (
+        [f"-I{p}" for p in include_paths()]
+        + [
+            f"-I{cuda_include}",
+            "-std=c++20",
+            "-fsyntax-only",
+            "-DC10_CUDA_NO_CMAKE_CONFIGURE_FILE",  # the generated macros header ships with CUDA wheels only
+        ]
+    )
     assert len(GLUE_SOURCES) == 4, GLUE_SOURCES
     # One translation unit including the four files (errors still name the original file).
     unity = tmp_path / "glue_unity.cpp"

@@ -117,7 +117,10 @@ def test_backward_matches_reference_and_attention_matrix(device, dtype):
     want = np.einsum("bpq,bcp->bcq", mats, upstream.cpu().double().numpy().reshape(b, c, h * w))
     tol = tolerances(dtype)
     np.testing.assert_allclose(
-        grads[0].cpu().double().numpy().reshape(b, c, h * w), want, rtol=tol["rtol"] * 10, atol=tol["atol"] * 10
+        grads[0].cpu().double().numpy().reshape(b, c, h * w),
+        want,
+        rtol=tol["rtol"] * 10,
+        atol=tol["atol"] * 10,
     )
 
 
@@ -146,7 +149,9 @@ def test_kernel_errors():
         op(features, hole, index, score[:, :4])
     bad = index.clone()
     bad[hole] = 30
-    with pytest.raises(ValueError, match=r"index must lie in \[-1, H\*W\) = \[-1, 30\) at hole positions"):
+    with pytest.raises(
+        ValueError, match=r"index must lie in \[-1, H\*W\) = \[-1, 30\) at hole positions"
+    ):
         op(features, hole, bad, score)
 
 

@@ -43,7 +43,9 @@ def test_patch_similarity_reference_matches_naive(ksize, shape):
     got = patch_similarity_reference(query, keys, valid, ksize).numpy()
     want = naive_patch_similarity(query, keys, valid, ksize)
     assert np.array_equal(np.isinf(got), np.isinf(want))
-    np.testing.assert_allclose(got[np.isfinite(want)], want[np.isfinite(want)], rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(
+        got[np.isfinite(want)], want[np.isfinite(want)], rtol=1e-10, atol=1e-12
+    )
     assert np.isfinite(want).any()
 
 
@@ -115,7 +117,9 @@ def test_csa_reference_matches_naive():
     features, hole, index, score = _csa_inputs()
     index[0, 1, 2] = -1  # a hole position with no match
     got = csa_propagate_reference(features, hole, index, score)
-    np.testing.assert_allclose(got.numpy(), naive_csa_propagate(features, hole, index, score), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(
+        got.numpy(), naive_csa_propagate(features, hole, index, score), rtol=1e-12, atol=1e-12
+    )
     known = ~hole.unsqueeze(1).expand_as(features)
     assert torch.equal(got[known], features[known])
 

@@ -90,7 +90,9 @@ def test_gradcheck(ksize):
     query, keys, valid = _inputs((2, 3, 4, 3), torch.float64, "cpu", p=0.8)
     query.requires_grad_(True)
     keys.requires_grad_(True)
-    assert torch.autograd.gradcheck(lambda q, k: patch_best_match(q, k, valid, ksize)[1], (query, keys))
+    assert torch.autograd.gradcheck(
+        lambda q, k: patch_best_match(q, k, valid, ksize)[1], (query, keys)
+    )
 
 
 @pytest.mark.parametrize(("device", "dtype"), device_dtypes())

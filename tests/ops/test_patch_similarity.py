@@ -43,7 +43,9 @@ def test_public_function_uses_kernel_and_accepts_mask_forms(device):
     query, keys, valid = _inputs((2, 4, 5, 6), torch.float32, device)
     want = op(query, keys, valid, 3)
     for mask in (valid, valid.unsqueeze(1), valid.float(), valid.unsqueeze(1).double()):
-        torch.testing.assert_close(patch_similarity(query, keys, mask, ksize=3), want, rtol=0, atol=0)
+        torch.testing.assert_close(
+            patch_similarity(query, keys, mask, ksize=3), want, rtol=0, atol=0
+        )
 
 
 def test_single_valid_key_and_large_patch():
@@ -114,12 +116,11 @@ def test_backward_ignores_upstream_at_unusable_keys():
 def test_opcheck(ksize):
     query, keys, valid = _inputs((2, 3, 4, 5), torch.float32, "cpu")
     torch.library.opcheck(op, (query, keys, valid, ksize))
-    torch.library.opcheck(
-        op, (query.requires_grad_(True), keys.requires_grad_(True), valid, ksize)
-    )
+    torch.library.opcheck(op, (query.requires_grad_(True), keys.requires_grad_(True), valid, ksize))
     grad = torch.randn(2, 20, 4, 5)
     torch.library.opcheck(
-        torch.ops.restore._patch_similarity_backward, (grad, query.detach(), keys.detach(), valid, ksize)
+        torch.ops.restore._patch_similarity_backward,
+        (grad, query.detach(), keys.detach(), valid, ksize),
     )
 
 
@@ -145,7 +146,9 @@ def test_kernel_errors():
 
 def test_public_errors():
     query, keys, valid = _inputs((2, 3, 4, 5), torch.float32, "cpu")
-    with pytest.raises(ValueError, match=r"key_valid must have shape \(B, 1, H, W\) or \(B, H, W\)"):
+    with pytest.raises(
+        ValueError, match=r"key_valid must have shape \(B, 1, H, W\) or \(B, H, W\)"
+    ):
         patch_similarity(query, keys, valid[:1])
     with pytest.raises(ValueError, match=r"keys must be on the device of query"):
         patch_similarity(query, keys.to("meta"), valid)
