@@ -25,6 +25,9 @@ class Method:
         load: ``load(checkpoint, device) -> Inpainter``; ``checkpoint`` is None for methods without weights.
         needs_weights: whether inference needs a checkpoint.
         trainable: whether ``restore train --method NAME`` exists.
+        default_strategy: how ``restore batch`` treats images over 256 px by default:
+            ``"subsample"`` for networks trained at 256², ``"whole"`` for methods that
+            work at any resolution.
     """
 
     name: str
@@ -32,6 +35,7 @@ class Method:
     load: Callable[[Path | None, str], Inpainter]
     needs_weights: bool
     trainable: bool
+    default_strategy: str = "subsample"
 
     @property
     def shipped_checkpoint(self) -> Path | None:
@@ -59,8 +63,8 @@ METHODS: dict[str, Method] = {
     m.name: m
     for m in [
         Method("csa", "Coherent semantic attention (Liu et al. 2019), two-stage U-Net", _load_csa, True, True),
-        Method("telea", "OpenCV Telea fast marching (radius 3), classical baseline", _load_opencv("telea"), False, False),
-        Method("ns", "OpenCV Navier-Stokes (radius 3), classical baseline", _load_opencv("ns"), False, False),
+        Method("telea", "OpenCV Telea fast marching (radius 3), classical baseline", _load_opencv("telea"), False, False, "whole"),
+        Method("ns", "OpenCV Navier-Stokes (radius 3), classical baseline", _load_opencv("ns"), False, False, "whole"),
     ]
 }
 

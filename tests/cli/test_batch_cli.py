@@ -1,0 +1,357 @@
+"""``restore batch`` through the CLI: results, provenance, resume, SIGKILL, bad input, faults."""
+
+from __future__ import annotations
+
+import functools
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import dask
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner, Result
+from pipelines.batch_fakes import (
+    POISON,
+    load_failing,
+    load_logging,
+    logged_markers,
+    make_images,
+    make_masks,
+    method,
+    write_archive,
+    write_masks,
+)
+
+from restore.cli import main
+from restore.data.archive import open_archive
+from restore.models.classical import OpenCVInpainter
+from restore.models.registry import METHODS
+
+TESTS_DIR = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def scheduler():
+    """The address of a LocalCluster (one spawned worker) shared by this module's runs."""
+    from distributed import LocalCluster
+
+    with dask.config.set({"distributed.scheduler.allowed-failures": 2}):
+        cluster = LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=":0", silence_logs=40)
+    yield cluster.scheduler_address
+    cluster.close()
+
+
+def run(*args: str) -> Result:
+    return CliRunner().invoke(main, ["batch", *args], catch_exceptions=False)
+
+
+def _direct(image: np.ndarray, holes: np.ndarray) -> np.ndarray:
+    """OpenCV Telea by one direct model call, converted back as documented (grey: mean)."""
+    top = np.iinfo(image.dtype).max
+    rgb = image[..., :3] if image.shape[-1] >= 3 else np.repeat(image, 3, axis=-1)
+    x = torch.from_numpy(rgb.astype(np.float32)).permute(2, 0, 1)[None] / top
+    y = OpenCVInpainter("telea").inpaint(x, torch.from_numpy(holes)[None, None].float())[0].permute(1, 2, 0).numpy()
+    if image.shape[-1] == 1:
+        y = y.mean(axis=-1, keepdims=True, dtype=np.float32)
+    out = image.copy()
+    out[..., : y.shape[-1]] = np.rint(y * top).astype(image.dtype)
+    return out
+
+
+@pytest.fixture
+def small(tmp_path: Path) -> tuple[Path, Path, dict, dict]:
+    images = make_images(8, 32, 40)
+    holes = make_masks(images)
+    return write_archive(tmp_path / "photos.zarr", images), write_masks(tmp_path / "masks", holes), images, holes
+
+
+def test_embedded_cluster_restores_every_dtype_and_channel_count_exactly(tmp_path: Path) -> None:
+    images = {
+        "rgb8": make_images(1, 30, 41, seed=1)["img00"],
+        "grey8": make_images(1, 30, 41, channels=1, seed=2)["img00"],
+        "rgba8": make_images(1, 30, 41, channels=4, seed=3)["img00"],
+        "rgb16": make_images(1, 30, 41, dtype=np.uint16, seed=4)["img00"],
+        "grey16": make_images(1, 30, 41, channels=1, dtype=np.uint16, seed=5)["img00"],
+        "rgba16": make_images(1, 30, 41, channels=4, dtype=np.uint16, seed=6)["img00"],
+        "wide": make_images(1, 20, 300, seed=7)["img00"],
+    }
+    holes = make_masks(images)
+    archive = write_archive(tmp_path / "mixed.zarr", images, "group")
+    masks = write_masks(tmp_path / "masks", holes)
+    result = run("--input", str(archive), "--masks", str(masks), "--method", "telea", "--workers", "1", "--threads-per-worker", "1")
+    assert result.exit_code == 0, result.output
+    out = open_archive(tmp_path / "mixed.restored.zarr")
+    assert out.complete
+    for key, image in images.items():
+        restored = out.read(key)
+        assert restored.dtype == image.dtype and restored.shape == image.shape
+        assert np.array_equal(restored[~holes[key]], image[~holes[key]]), key  # known pixels exact
+        if image.shape[-1] == 4:
+            assert np.array_equal(restored[..., 3], image[..., 3])  # alpha untouched
+        assert np.array_equal(restored, _direct(image, holes[key])), key  # telea takes "wide" whole
+    assert out.attrs["method"] == "telea" and out.attrs["checkpoint_digest"] is None
+    assert out.attrs["strategy"] == "whole" and "mask folder" in out.attrs["mask_source"]
+    assert out.attrs["restore_version"] and out.attrs["input_archive"] == str(archive.resolve())
+    evaluated = CliRunner().invoke(main, ["eval", "--pred", str(tmp_path / "mixed.restored.zarr"), "--target", str(archive), "--masks", str(masks)])
+    assert evaluated.exit_code == 0, evaluated.output
+
+
+def test_scheduler_run_resume_and_overwrite(scheduler: str, small, tmp_path: Path, monkeypatch) -> None:
+    archive, masks, images, holes = small
+    log = tmp_path / "log.txt"
+    monkeypatch.setitem(METHODS, "logging-telea", method("logging-telea", functools.partial(load_logging, str(log))))
+    output = tmp_path / "out.zarr"
+    args = ["--input", str(archive), "--masks", str(masks), "--output", str(output), "--method", "logging-telea", "--scheduler", scheduler]
+    result = run(*args, "--batch-size", "3")
+    assert result.exit_code == 0, result.output
+    assert "restored 8 image(s)" in result.output
+    out = open_archive(output)
+    for key, image in images.items():
+        assert np.array_equal(out.read(key), _direct(image, holes[key])), key
+    assert sorted(logged_markers(log)) == list(range(8))
+    before = {p: p.stat().st_mtime_ns for p in output.rglob("*") if p.is_file()}
+    again = run(*args)
+    assert again.exit_code == 0 and "nothing to do" in again.output
+    assert {p: p.stat().st_mtime_ns for p in output.rglob("*") if p.is_file()} == before
+    assert len(logged_markers(log)) == 8
+    other = run(*[a if a != "logging-telea" else "ns" for a in args])
+    assert other.exit_code == 2 and "method 'logging-telea'" in other.output and "--overwrite" in other.output
+    redo = run(*args, "--overwrite")
+    assert redo.exit_code == 0, redo.output
+    assert len(logged_markers(log)) == 16
+    assert open_archive(output).complete
+    assert sorted(open_archive(archive).keys) == sorted(images)  # the input is untouched
+
+
+def test_missing_masks_are_listed_and_nothing_is_created(small, tmp_path: Path) -> None:
+    archive, masks, _, _ = small
+    (masks / "img02.png").unlink()
+    (masks / "img06.png").unlink()
+    result = run("--input", str(archive), "--masks", str(masks), "--method", "telea")
+    assert result.exit_code == 2
+    assert "'img02', 'img06'" in result.output and "--skip-missing" in result.output
+    assert not (tmp_path / "photos.restored.zarr").exists()
+
+
+def test_skip_missing_restores_the_others(scheduler: str, small, tmp_path: Path) -> None:
+    archive, masks, images, _ = small
+    (masks / "img02.png").unlink()
+    result = run("--input", str(archive), "--masks", str(masks), "--method", "telea", "--scheduler", scheduler, "--skip-missing")
+    assert result.exit_code == 0, result.output
+    assert "skipping 1 image(s) without a mask: 'img02'" in result.output
+    assert open_archive(tmp_path / "photos.restored.zarr").done_keys() == set(images) - {"img02"}
+
+
+def test_mask_size_mismatch_names_the_key_unless_resized(scheduler: str, small, tmp_path: Path) -> None:
+    archive, masks, _, _ = small
+    write_masks(masks, {"img04": np.ones((16, 20), bool)})
+    result = run("--input", str(archive), "--masks", str(masks), "--method", "telea")
+    assert result.exit_code == 2 and "'img04'" in result.output and "16x20" in result.output
+    assert not (tmp_path / "photos.restored.zarr").exists()
+    resized = run("--input", str(archive), "--masks", str(masks), "--method", "telea", "--scheduler", scheduler, "--resize-masks")
+    assert resized.exit_code == 0, resized.output
+    assert open_archive(tmp_path / "photos.restored.zarr").attrs["mask_options"]["resize"] is True
+
+
+def test_tile_strategy_through_the_cli_equals_the_engine(scheduler: str, tmp_path: Path) -> None:
+    from restore.pipelines.restoration import restore_images
+
+    images = make_images(3, 40, 600)  # 3 tiles across each
+    holes = make_masks(images)
+    archive, masks = write_archive(tmp_path / "wide.zarr", images), write_masks(tmp_path / "masks", holes)
+    result = run("--input", str(archive), "--masks", str(masks), "--method", "telea", "--scheduler", scheduler, "--strategy", "tile")
+    assert result.exit_code == 0, result.output
+    out = open_archive(tmp_path / "wide.restored.zarr")
+    assert out.attrs["strategy"] == "tile" and out.attrs["strategy_options"] == {"size": 256, "overlap": 64}
+    telea = OpenCVInpainter("telea")
+    for key, image in images.items():
+        assert np.array_equal(out.read(key), restore_images(telea, [image], [holes[key]], strategy="tile")[0])
+
+
+def test_usage_errors_exit_2(small, tmp_path: Path) -> None:
+    archive, masks, _, _ = small
+    both = run("--input", str(archive), "--masks", str(masks), "--method", "telea", "--scheduler", "tcp://127.0.0.1:1", "--workers", "2")
+    assert both.exit_code == 2 and "--workers" in both.output
+    weights = run("--input", str(archive), "--masks", str(masks), "--method", "telea", "--checkpoint", str(masks / "img00.png"))
+    assert weights.exit_code == 2 and "uses no weights" in weights.output
+    unknown = run("--input", str(archive), "--masks", str(masks), "--method", "nonesuch")
+    assert unknown.exit_code == 2 and "'telea'" in unknown.output
+    assert not (tmp_path / "photos.restored.zarr").exists()
+
+
+def test_cuda_without_a_gpu_is_a_usage_error(small, tmp_path: Path, monkeypatch) -> None:
+    archive, masks, _, _ = small
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    cuda = run("--input", str(archive), "--masks", str(masks), "--method", "telea", "--device", "cuda")
+    assert cuda.exit_code == 2 and "no CUDA device" in cuda.output and "--device" in cuda.output
+    assert not (tmp_path / "photos.restored.zarr").exists()
+
+
+def test_empty_archive_and_output_on_input_are_refused(small, tmp_path: Path) -> None:
+    import zarr
+
+    archive, masks, _, _ = small
+    empty = zarr.open_group(tmp_path / "empty.zarr", mode="w")
+    empty.create_array("images", shape=(0, 8, 8, 3), dtype="uint8", chunks=(1, 8, 8, 3))
+    empty.attrs["keys"] = []
+    result = run("--input", str(tmp_path / "empty.zarr"), "--masks", str(masks), "--method", "telea")
+    assert result.exit_code == 2 and "empty" in result.output and "--input" in result.output
+    same = run("--input", str(archive), "--masks", str(masks), "--method", "telea", "--output", str(archive))
+    assert same.exit_code == 2 and "--output" in same.output
+
+
+def test_unreachable_scheduler_is_a_clear_error_within_30_s(small, tmp_path: Path) -> None:
+    archive, masks, _, _ = small
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    start = time.monotonic()
+    result = run("--input", str(archive), "--masks", str(masks), "--method", "telea", "--scheduler", f"tcp://127.0.0.1:{port}")
+    assert time.monotonic() - start < 30
+    assert result.exit_code == 1
+    assert f"cannot reach the Dask scheduler at tcp://127.0.0.1:{port}" in result.output
+    assert len(result.output.strip().splitlines()) <= 2  # the "restoring ..." note and the error
+    assert not (tmp_path / "photos.restored.zarr").exists()
+    bad = run("--input", str(archive), "--masks", str(masks), "--method", "telea", "--scheduler", "tcp://host:port")
+    assert bad.exit_code == 2 and "--scheduler" in bad.output
+
+
+def test_csa_without_a_shipped_checkpoint_says_so(small, tmp_path: Path, monkeypatch) -> None:
+    archive, masks, _, _ = small
+    monkeypatch.setattr("restore.models.registry.WEIGHTS_DIR", tmp_path / "no-weights")
+    result = run("--input", str(archive), "--masks", str(masks))
+    assert result.exit_code == 2
+    assert "no shipped checkpoint" in result.output and "--checkpoint" in result.output
+    assert not (tmp_path / "photos.restored.zarr").exists()
+
+
+def test_a_failing_task_ends_the_run_with_its_key_and_the_rest_written(scheduler: str, small, tmp_path: Path, monkeypatch) -> None:
+    archive, masks, images, holes = small
+    monkeypatch.setitem(METHODS, "failing", method("failing", functools.partial(load_failing, None)))
+    images["img03"][0, 0, 0] = POISON
+    archive = write_archive(tmp_path / "poisoned.zarr", images)
+    result = run("--input", str(archive), "--masks", str(masks), "--method", "failing", "--scheduler", scheduler, "--batch-size", "4")
+    assert result.exit_code == 1
+    assert "1 image(s) failed: 'img03'" in result.output and "poisoned image" in result.output
+    out = open_archive(tmp_path / "poisoned.restored.zarr")
+    assert out.done_keys() == set(images) - {"img03"}
+    for key in out.done_keys():
+        assert np.array_equal(out.read(key), _direct(images[key], holes[key]))
+
+
+def _done(path: Path) -> set[str]:
+    try:
+        return open_archive(path).done_keys()
+    except Exception:  # not created yet
+        return set()
+
+
+def test_sigkill_mid_run_then_rerun_equals_an_uninterrupted_run(scheduler: str, tmp_path: Path, monkeypatch) -> None:
+    images = make_images(16, 24, 32)
+    holes = make_masks(images)
+    archive = write_archive(tmp_path / "in.zarr", images)
+    masks = write_masks(tmp_path / "masks", holes)
+    output = tmp_path / "in.restored.zarr"
+    first_log = tmp_path / "first.txt"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS_DIR), os.environ.get("PYTHONPATH", "")]),
+           "RESTORE_TEST_LOG": str(first_log), "RESTORE_TEST_DELAY": "0.4", "OMP_NUM_THREADS": "1"}  # fmt: skip
+    command = [sys.executable, "-c", "from pipelines.batch_fakes import cli_main; cli_main()", "batch",
+               "--input", str(archive), "--masks", str(masks), "--method", "slow-telea",
+               "--workers", "1", "--threads-per-worker", "1", "--batch-size", "1"]  # fmt: skip
+    process = subprocess.Popen(command, env=env, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 120
+        while len(_done(output)) < 3 and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert process.poll() is None, process.stdout.read().decode()
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)  # the client, the nanny and the worker at once
+        process.wait()
+    done_before = _done(output)
+    assert 3 <= len(done_before) < len(images)
+    killed = open_archive(output)
+    for key in done_before:  # whatever is recorded done is complete and right
+        assert np.array_equal(killed.read(key), _direct(images[key], holes[key])), key
+
+    log = tmp_path / "rerun.txt"
+    monkeypatch.setitem(METHODS, "slow-telea", method("slow-telea", functools.partial(load_logging, str(log))))
+    result = run("--input", str(archive), "--masks", str(masks), "--method", "slow-telea", "--scheduler", scheduler)
+    assert result.exit_code == 0, result.output
+    assert sorted(logged_markers(log)) == sorted(int(key[3:]) for key in set(images) - done_before)
+    out = open_archive(output)
+    assert out.complete
+    for key, image in images.items():
+        assert np.array_equal(out.read(key), _direct(image, holes[key])), key
+
+
+@pytest.mark.slow
+def test_an_8192_photo_stays_under_3_gib_for_the_whole_process_tree(tmp_path: Path) -> None:
+    import cv2
+    import psutil
+
+    side = 8192
+    yy, xx = np.mgrid[0:side, 0:side].astype(np.float32) / side
+    image = np.stack([yy, xx, (yy + xx) / 2], axis=-1) * 200 + np.random.default_rng(0).integers(0, 50, (side, side, 3))
+    image = image.astype(np.uint8)
+    del yy, xx
+    archive = write_archive(tmp_path / "big.zarr", {"big": image}, "group")
+    hole = np.zeros((side, side), np.uint8)
+    hole[1000:1400, 2000:2600] = 255
+    hole[5000:5100, :] = 255
+    cv2.imwrite(str(tmp_path / "mask.png"), hole)
+    command = [sys.executable, "-m", "restore", "batch", "--input", str(archive), "--masks", str(tmp_path / "mask.png"),
+               "--method", "telea", "--device", "cpu"]  # fmt: skip
+    process = subprocess.Popen(command, env={**os.environ, "OMP_NUM_THREADS": "1"}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    root, peak = psutil.Process(process.pid), 0
+    while process.poll() is None:
+        try:
+            peak = max(peak, sum(p.memory_info().rss for p in [root, *root.children(recursive=True)]))
+        except psutil.NoSuchProcess:
+            pass
+        time.sleep(0.05)
+    assert process.returncode == 0, process.stdout.read().decode()
+    assert peak < 3 * 2**30, f"peak RSS of the process tree {peak / 2**30:.2f} GiB"
+    restored = open_archive(tmp_path / "big.restored.zarr").read("big")
+    known = hole == 0
+    assert np.array_equal(restored[known], image[known])
+    assert not np.array_equal(restored[~known], image[~known])
+
+
+def test_telea_equals_opencvs_own_result_on_real_photos_of_any_size(tmp_path: Path) -> None:
+    """Classical methods take images of any size whole (no sub-sampling): the output is cv2.inpaint's."""
+    import cv2
+    from helpers import shared_data
+
+    from restore.data.images import read_image, write_image
+
+    kodak = shared_data("eval", "kodak24")
+    photos = tmp_path / "photos"
+    masks = tmp_path / "masks"
+    photos.mkdir()
+    masks.mkdir()
+    rng = np.random.default_rng(0)
+    expected = {}
+    for path in sorted(kodak.glob("*.png"))[:3]:
+        image = read_image(path)
+        hole = np.zeros(image.shape[:2], np.uint8)
+        for _ in range(6):
+            y, x = rng.integers(0, image.shape[0] - 60), rng.integers(0, image.shape[1] - 60)
+            hole[y : y + rng.integers(8, 60), x : x + rng.integers(8, 60)] = 255
+        write_image(photos / path.name, image)
+        write_image(masks / path.name, hole[..., None])
+        bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        expected[path.stem] = cv2.inpaint(bgr, hole, 3, cv2.INPAINT_TELEA)[..., ::-1]
+    assert CliRunner().invoke(main, ["ingest", str(photos), str(tmp_path / "in.zarr")]).exit_code == 0
+    result = run("--input", str(tmp_path / "in.zarr"), "--masks", str(masks), "--method", "telea", "--workers", "1")
+    assert result.exit_code == 0, result.output
+    out = open_archive(tmp_path / "in.restored.zarr")
+    assert out.attrs["strategy"] == "whole"
+    for key, want in expected.items():
+        assert max(want.shape[:2]) > 256
+        assert np.array_equal(out.read(key), want), key
