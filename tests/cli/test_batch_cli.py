@@ -18,6 +18,7 @@ import torch
 from click.testing import CliRunner, Result
 from pipelines.batch_fakes import (
     POISON,
+    tiny_csa_checkpoint,
     load_failing,
     load_logging,
     logged_markers,
@@ -355,3 +356,19 @@ def test_telea_equals_opencvs_own_result_on_real_photos_of_any_size(tmp_path: Pa
     for key, want in expected.items():
         assert max(want.shape[:2]) > 256
         assert np.array_equal(out.read(key), want), key
+
+
+@pytest.mark.parametrize("method_name", ["telea", "csa"])
+def test_empty_and_all_hole_masks(tmp_path: Path, method_name: str) -> None:
+    """An empty mask returns the image unchanged; an all-hole mask still gives a full, valid image."""
+    images = make_images(2, 24, 24, seed=5)
+    holes = {"img00": np.zeros((24, 24), bool), "img01": np.ones((24, 24), bool)}
+    archive = write_archive(tmp_path / "p.zarr", images)
+    masks = write_masks(tmp_path / "masks", holes)
+    extra = ["--checkpoint", str(tiny_csa_checkpoint(tmp_path / "tiny.pt"))] if method_name == "csa" else []
+    result = run("--input", str(archive), "--masks", str(masks), "--method", method_name, "--workers", "1", *extra)
+    assert result.exit_code == 0, result.output
+    out = open_archive(tmp_path / "p.restored.zarr")
+    assert np.array_equal(out.read("img00"), images["img00"])
+    filled = out.read("img01")
+    assert filled.shape == images["img01"].shape and filled.dtype == np.uint8
