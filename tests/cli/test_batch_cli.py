@@ -18,13 +18,13 @@ import torch
 from click.testing import CliRunner, Result
 from pipelines.batch_fakes import (
     POISON,
-    tiny_csa_checkpoint,
     load_failing,
     load_logging,
     logged_markers,
     make_images,
     make_masks,
     method,
+    tiny_csa_checkpoint,
     write_archive,
     write_masks,
 )
