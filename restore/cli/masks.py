@@ -157,7 +157,7 @@ def generate(
     ratios = np.empty(count)
     quiet = verbosity(ctx) < 0
     with tqdm(
-        total=count, unit="mask", file=sys.stderr, disable=quiet or count < PROGRESS_FROM
+        total=count, unit="mask", file=sys.stderr, disable=True if quiet or count < PROGRESS_FROM else None
     ) as bar:
         for index, name in enumerate(names):
             rng = np.random.default_rng([seed, index])
