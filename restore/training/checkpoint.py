@@ -69,14 +69,22 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
 
 
 def inference_checkpoint(checkpoint: dict[str, Any], half: bool = True, keep: tuple[str, ...] = ("generator",)) -> dict[str, Any]:
-    """Strip a training checkpoint to what inference needs (optionally in float16)."""
+    """Strip a training checkpoint to what inference needs (optionally in float16).
+
+    A kept module with a moving average (``NAME_ema``) is stored as its average.
+    """
     models = {}
     for name in keep:
-        state = checkpoint["models"][name]
+        average = checkpoint["models"].get(f"{name}_ema")
+        if average is not None:  # an ExponentialMovingAverage: the network's weights under "module."
+            state = {key.removeprefix("module."): value for key, value in average.items() if key.startswith("module.")}
+        else:
+            state = checkpoint["models"][name]
         models[name] = {
             key: (value.half() if half and value.is_floating_point() else value) for key, value in state.items()
         }
     slim = {key: value for key, value in checkpoint.items() if key not in ("models", "optimizers", "rng", "format")}
     slim["models"] = models
-    slim["metadata"] = {**checkpoint.get("metadata", {}), "inference_only": True, "half": half}
+    slim["metadata"] = {**checkpoint.get("metadata", {}), "inference_only": True, "half": half,
+                        "moving_average": any(f"{name}_ema" in checkpoint["models"] for name in keep)}
     return slim

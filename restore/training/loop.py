@@ -128,10 +128,15 @@ def _state(trainer: Trainer, step: int, options: LoopOptions, extra: dict[str, A
 
 def restore_state(trainer: Trainer, checkpoint: dict[str, Any]) -> None:
     """Load models, optimisers and RNG from a training checkpoint into ``trainer``."""
+    missing = [name for name in trainer.modules() if name not in checkpoint["models"]]
     for name, module in trainer.modules().items():
-        if name not in checkpoint["models"]:
+        if name in checkpoint["models"]:
+            module.load_state_dict(checkpoint["models"][name])
+    for name in missing:  # after the others: a missing module may start from a loaded one
+        init_missing = getattr(trainer, "init_missing", None)
+        if init_missing is None:
             raise ValueError(f"checkpoint has no {name!r} weights (has {sorted(checkpoint['models'])})")
-        module.load_state_dict(checkpoint["models"][name])
+        init_missing(name)
     for name, optimizer in trainer.optimizers().items():
         if name in checkpoint.get("optimizers", {}):
             optimizer.load_state_dict(checkpoint["optimizers"][name])

@@ -61,7 +61,7 @@ def test_checkpoint_holds_what_resume_needs(tmp_path: Path) -> None:
     _run(tmp_path, iters=2)
     checkpoint = load_checkpoint(tmp_path / "last.pt")
     assert checkpoint["method"] == "csa" and checkpoint["step"] == 2
-    assert set(checkpoint["models"]) == {"generator", "discriminator"}
+    assert set(checkpoint["models"]) == {"generator", "generator_ema", "discriminator"}
     assert set(checkpoint["optimizers"]) == {"generator", "discriminator"}
     assert CSAConfig.from_dict(checkpoint["config"]) == CONFIG
     assert "torch" in checkpoint["rng"] and checkpoint["metadata"]["options"]["iters"] == 2
@@ -133,3 +133,25 @@ def test_learning_rate_schedule() -> None:
     options = LoopOptions(out=Path("."), iters=100, lr=1.0, warmup=10, lr_decay_from=50)
     assert options.lr_at(0) == pytest.approx(0.1) and options.lr_at(9) == pytest.approx(1.0)
     assert options.lr_at(30) == 1.0 and options.lr_at(75) == pytest.approx(0.5) and options.lr_at(100) == 0.0
+
+
+def test_resuming_a_checkpoint_without_a_moving_average_starts_it_from_the_weights(tmp_path: Path) -> None:
+    _run(tmp_path, iters=2)
+    checkpoint = load_checkpoint(tmp_path / "last.pt")
+    del checkpoint["models"]["generator_ema"]
+    trainer = CSATrainer(CONFIG)
+    from restore.training.loop import restore_state
+
+    restore_state(trainer, checkpoint)
+    generator = trainer.generator.state_dict()
+    for key, value in trainer.generator_ema.module.state_dict().items():
+        assert torch.equal(value, generator[key])
+
+
+def test_shipped_weights_are_the_moving_average(tmp_path: Path) -> None:
+    trainer = _run(tmp_path, iters=3)
+    slim = inference_checkpoint(load_checkpoint(tmp_path / "last.pt"), half=False)
+    average = trainer.generator_ema.module.state_dict()
+    assert slim["metadata"]["moving_average"]
+    assert all(torch.equal(slim["models"]["generator"][k], average[k]) for k in average)
+    assert not all(torch.equal(average[k], trainer.generator.state_dict()[k]) for k in average)

@@ -26,6 +26,8 @@ class CSAConfig:
         adversarial_weight: λd, relativistic-average LSGAN weight.
         feature_discriminator: use the VGG feature-patch discriminator as well.
         lr, beta1, beta2: Adam.
+        ema_decay: keep an exponential moving average of the generator's weights with this
+            decay (our addition; 0 disables it); the average is what is evaluated and shipped.
     """
 
     width: int = 64
@@ -42,6 +44,7 @@ class CSAConfig:
     lr: float = 2e-4
     beta1: float = 0.5
     beta2: float = 0.999
+    ema_decay: float = 0.999
 
     def __post_init__(self) -> None:
         if not 4 <= self.depth <= 10:
@@ -49,6 +52,8 @@ class CSAConfig:
         for name in ("width", "max_channels", "discriminator_width", "feature_discriminator_width"):
             if getattr(self, name) < 1:
                 raise ValueError(f"CSAConfig.{name} must be >= 1, got {getattr(self, name)}")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ValueError(f"CSAConfig.ema_decay must be in [0, 1), got {self.ema_decay}")
         for name in ("l1_weight", "hole_l1_weight", "consistency_weight", "adversarial_weight"):
             if getattr(self, name) < 0:
                 raise ValueError(f"CSAConfig.{name} must be >= 0, got {getattr(self, name)}")

@@ -25,6 +25,7 @@ from restore.models.csa.networks import (
     PatchDiscriminator,
     _channels,
 )
+from restore.nn.ema import ExponentialMovingAverage
 from restore.nn.vgg import VGG16Features
 
 VGG_CHANNELS = 512
@@ -48,6 +49,7 @@ class CSATrainer:
         self.device = torch.device(device)
         self.bf16 = bf16
         self.generator = CSAGenerator(config).to(self.device)
+        self.generator_ema = ExponentialMovingAverage(self.generator, config.ema_decay) if config.ema_decay > 0 else None
         csa_channels = _channels(config, CSA_LEVEL + 1)[CSA_LEVEL]
         self.vgg = VGG16Features(vgg_weights).to(self.device) if config.needs_vgg else None
         self.vgg_source = self.vgg.source if self.vgg is not None else None
@@ -77,6 +79,7 @@ class CSATrainer:
     def modules(self) -> dict[str, nn.Module]:
         named = {
             "generator": self.generator,
+            "generator_ema": self.generator_ema,
             "discriminator": self.discriminator,
             "feature_discriminator": self.feature_discriminator,
             "consistency_heads": self.consistency_heads,
@@ -95,9 +98,17 @@ class CSATrainer:
             for group in optimizer.param_groups:
                 group["lr"] = lr
 
+    def init_missing(self, name: str) -> None:
+        """Start a module a resumed checkpoint lacks (an EMA added to an older run: the current weights)."""
+        if name == "generator_ema" and self.generator_ema is not None:
+            self.generator_ema.reset(self.generator)
+            return
+        raise ValueError(f"the checkpoint has no {name!r} weights")
+
     def inpainter(self) -> CSAInpainter:
-        """The generator as an :class:`Inpainter` (shares weights; for samples and curves)."""
-        return CSAInpainter(self.generator, device=self.device, bf16=self.bf16)
+        """The generator (its moving average when kept) as an :class:`Inpainter`, for samples and curves."""
+        generator = self.generator_ema.module if self.generator_ema is not None else self.generator
+        return CSAInpainter(generator, device=self.device, bf16=self.bf16)
 
     # -- one step -------------------------------------------------------------------------
     def _autocast(self) -> torch.autocast:
@@ -143,6 +154,8 @@ class CSATrainer:
         self.g_optimizer.zero_grad(set_to_none=True)
         total.backward()
         self.g_optimizer.step()
+        if self.generator_ema is not None:
+            self.generator_ema.update(self.generator)
         losses["total"] = float(total.detach())
         return losses
 
