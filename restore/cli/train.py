@@ -33,6 +33,7 @@ def _parse_kinds(value: str) -> tuple[str, ...]:
 @click.option("--batch-size", default=8, show_default=True, type=click.IntRange(min=1))
 @click.option("--masks", "mask_kinds", default="freeform,medium,thick,cellular,box,center", show_default=True, help="Training mask kinds, comma-separated.")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
+@click.option("--init", "init_path", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Start a new run from these generator weights (e.g. the shipped checkpoint) and their configuration.")
 @device_option
 @click.option("--bf16", type=click.Choice(["auto", "on", "off"]), default="auto", show_default=True, help="bfloat16 autocast (auto: on GPUs with bf16 and AMX CPUs).")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads for torch (default: torch's choice).")
@@ -47,7 +48,7 @@ def _parse_kinds(value: str) -> tuple[str, ...]:
 @click.option("--keep-every", default=5000, show_default=True, type=click.IntRange(min=0), help="Also keep step-NNNNNN.pt every this many steps (0: never).")
 @click.option("--sample-every", default=500, show_default=True, type=click.IntRange(min=0))
 @click.option("--eval-every", default=1000, show_default=True, type=click.IntRange(min=0), help="Held-out learning curve every this many steps (0: never).")
-def train(method: str, data: Path, out: Path, size: int, iters: int, batch_size: int, mask_kinds: str, resume: bool,
+def train(method: str, data: Path, out: Path, size: int, iters: int, batch_size: int, mask_kinds: str, resume: bool, init_path: Path | None,
           device: str, bf16: str, threads: int | None, vgg_weights: str | None, config_file: Path | None,
           settings: tuple[str, ...], seed: int, holdout: int, warmup: int, lr_decay_from: int | None, checkpoint_every: int,
           keep_every: int, sample_every: int, eval_every: int) -> None:
@@ -55,7 +56,9 @@ def train(method: str, data: Path, out: Path, size: int, iters: int, batch_size:
 
     The run is resumable: --resume continues from OUT/last.pt with its step count,
     schedule, RNG and configuration. A run folder that already holds a checkpoint
-    is never overwritten.
+    is never overwritten. --init starts a new run from a checkpoint's generator
+    (the shipped one included): its configuration, a fresh optimiser, and the steps
+    it had counted towards the total recorded in the new checkpoints.
     """
     import torch
 
@@ -66,7 +69,7 @@ def train(method: str, data: Path, out: Path, size: int, iters: int, batch_size:
     from restore.models.csa.config import CSAConfig
     from restore.models.csa.training import CSATrainer
     from restore.nn.vgg import VGGWeightsError
-    from restore.training.checkpoint import CheckpointError
+    from restore.training.checkpoint import CheckpointError, load_checkpoint
     from restore.training.loop import HeldOut, LoopOptions, existing_run, fit
 
     kinds = _parse_kinds(mask_kinds)
@@ -83,6 +86,14 @@ def train(method: str, data: Path, out: Path, size: int, iters: int, batch_size:
         raise click.UsageError(f"{out} already holds a run (step {start['step']}); pass --resume to continue it or choose another --out")
     if start is None and resume:
         raise click.UsageError(f"--resume: {out} has no checkpoint to resume")
+    initial = None
+    if init_path is not None:
+        try:
+            initial = load_checkpoint(init_path)
+        except CheckpointError as error:
+            raise click.BadParameter(str(error), param_hint="'--init'") from None
+        if initial.get("method") != method:
+            raise click.BadParameter(f"{init_path} is a {initial.get('method')!r} checkpoint, not {method!r}", param_hint="'--init'")
     if start is not None:
         if start.get("method") != method:
             raise click.UsageError(f"{out} holds a {start.get('method')!r} run, not {method!r}")
@@ -91,8 +102,9 @@ def train(method: str, data: Path, out: Path, size: int, iters: int, batch_size:
         config = CSAConfig.from_dict(start["config"])
         vgg_weights = vgg_weights or start["metadata"].get("vgg_weights")
     else:
+        base = initial["config"] if initial is not None else {}
         try:
-            config = CSAConfig(**config_overrides(CSAConfig, settings, config_file))
+            config = CSAConfig(**{**base, **config_overrides(CSAConfig, settings, config_file)})
         except ValueError as error:
             raise click.BadParameter(str(error), param_hint="'--set'") from None
 
@@ -102,6 +114,13 @@ def train(method: str, data: Path, out: Path, size: int, iters: int, batch_size:
         trainer = CSATrainer(config, device=device, vgg_weights=vgg_weights, bf16=use_bf16)
     except VGGWeightsError as error:
         raise click.ClickException(f"{error} (or disable the VGG losses: --set consistency_weight=0 --set feature_discriminator=false)") from None
+    base_steps = int(start["metadata"].get("base_steps", 0)) if start is not None else 0
+    if initial is not None:
+        try:
+            trainer.start_from(initial["models"]["generator"])
+        except RuntimeError as error:
+            raise click.BadParameter(f"{init_path} does not fit this configuration ({str(error).splitlines()[0]})", param_hint="'--init'") from None
+        base_steps = int(initial["step"]) + int(initial.get("metadata", {}).get("base_steps", 0))
 
     names, photos = load_images(data)
     train_idx, held_idx = split_holdout(names, min(holdout, max(0, len(names) - 1)))
@@ -121,7 +140,13 @@ def train(method: str, data: Path, out: Path, size: int, iters: int, batch_size:
         warmup=warmup, lr_decay_from=lr_decay_from, checkpoint_every=checkpoint_every, keep_every=keep_every,
         sample_every=sample_every, eval_every=eval_every, progress=verbosity() >= 0,
     )
-    extra = {"data": str(data), "train_images": len(train_idx), "held_out": [names[i] for i in held_idx]}
+    extra = {"data": str(data), "train_images": len(train_idx), "held_out": [names[i] for i in held_idx], "base_steps": base_steps}
+    if initial is not None:
+        from restore.models.registry import file_digest
+
+        extra["init_from"] = {"path": str(init_path), "digest": file_digest(init_path), "step": int(initial["step"])}
+    elif start is not None and "init_from" in start["metadata"]:
+        extra["init_from"] = start["metadata"]["init_from"]
     if verbosity() >= 0:
         params = sum(p.numel() for p in trainer.generator.parameters())
         click.echo(

@@ -29,6 +29,7 @@ def main(checkpoint: Path, dest: Path, max_mb: float, full_precision: bool) -> N
     full = load_checkpoint(checkpoint)
     slim = inference_checkpoint(full, half=not full_precision)
     slim["metadata"]["source_checkpoint"] = checkpoint.name
+    slim["metadata"]["total_steps"] = int(full["step"]) + int(full.get("metadata", {}).get("base_steps", 0))
     with tempfile.TemporaryDirectory(dir=dest.parent if dest.parent.exists() else None) as scratch:
         trial = Path(scratch) / dest.name
         save_checkpoint(slim, trial)
@@ -37,7 +38,7 @@ def main(checkpoint: Path, dest: Path, max_mb: float, full_precision: bool) -> N
             raise click.ClickException(f"{dest.name} would be {size / 1e6:.1f} MB, over --max-mb {max_mb}")
         dest.parent.mkdir(parents=True, exist_ok=True)
         trial.replace(dest)
-    click.echo(f"{dest}: step {full['step']}, {size / 1e6:.2f} MB, {file_digest(dest)}")
+    click.echo(f"{dest}: step {full['step']} ({slim['metadata']['total_steps']} in all), {size / 1e6:.2f} MB, {file_digest(dest)}")
 
 
 if __name__ == "__main__":

@@ -89,3 +89,28 @@ def test_random_vgg_is_recorded_in_the_checkpoint(photos: Path, tmp_path: Path) 
                      "--set", "discriminator_width=4", "--vgg-weights", "random", "--holdout", "0", "--eval-every", "0", "--sample-every", "0"])
     assert result.exit_code == 0, result.output
     assert load_checkpoint(out / "last.pt")["metadata"]["vgg_weights"] == "random"
+
+
+def test_init_from_a_shipped_checkpoint_continues_the_step_count(photos: Path, tmp_path: Path) -> None:
+    from click.testing import CliRunner as Runner
+
+    from restore.training.ship import main as ship
+
+    first = tmp_path / "first"
+    assert _train(["--data", str(photos), "--out", str(first), "--iters", "2", *TINY]).exit_code == 0
+    shipped = tmp_path / "shipped.pt"
+    assert Runner().invoke(ship, [str(first / "last.pt"), str(shipped)]).exit_code == 0
+    second = tmp_path / "second"
+    result = _train(["--data", str(photos), "--out", str(second), "--iters", "1", "--init", str(shipped), *TINY[:4], "--holdout", "1", "--eval-every", "0"])
+    assert result.exit_code == 0, result.output
+    checkpoint = load_checkpoint(second / "last.pt")
+    assert checkpoint["step"] == 1 and checkpoint["metadata"]["base_steps"] == 2
+    assert checkpoint["metadata"]["init_from"]["step"] == 2
+    assert checkpoint["config"] == load_checkpoint(first / "last.pt")["config"]
+    assert Runner().invoke(ship, [str(second / "last.pt"), str(tmp_path / "again.pt")]).exit_code == 0
+    assert load_checkpoint(tmp_path / "again.pt")["metadata"]["total_steps"] == 3
+
+    clash = _train(["--data", str(photos), "--out", str(second), "--iters", "2", "--init", str(shipped)])
+    assert clash.exit_code == 2 and "already holds a run" in clash.output
+    wrong = _train(["--data", str(photos), "--out", str(tmp_path / "third"), "--iters", "1", "--init", str(shipped), "--set", "width=8"])
+    assert wrong.exit_code == 2 and "does not fit" in wrong.output

@@ -98,6 +98,12 @@ class CSATrainer:
             for group in optimizer.param_groups:
                 group["lr"] = lr
 
+    def start_from(self, generator_state: dict[str, Tensor]) -> None:
+        """Take a checkpoint's generator weights (any float precision) as the starting point."""
+        self.generator.load_state_dict({key: value.float() for key, value in generator_state.items()})
+        if self.generator_ema is not None:
+            self.generator_ema.reset(self.generator)
+
     def init_missing(self, name: str) -> None:
         """Start a module a resumed checkpoint lacks (an EMA added to an older run: the current weights)."""
         if name == "generator_ema" and self.generator_ema is not None:
