@@ -86,6 +86,8 @@ def train(method: str, data: Path, out: Path, size: int, iters: int, batch_size:
         raise click.UsageError(f"{out} already holds a run (step {start['step']}); pass --resume to continue it or choose another --out")
     if start is None and resume:
         raise click.UsageError(f"--resume: {out} has no checkpoint to resume")
+    if init_path is not None and resume:
+        raise click.UsageError("--init starts a new run and --resume continues one: give one of them")
     initial = None
     if init_path is not None:
         try:

@@ -112,5 +112,7 @@ def test_init_from_a_shipped_checkpoint_continues_the_step_count(photos: Path, t
 
     clash = _train(["--data", str(photos), "--out", str(second), "--iters", "2", "--init", str(shipped)])
     assert clash.exit_code == 2 and "already holds a run" in clash.output
+    both = _train(["--data", str(photos), "--out", str(second), "--iters", "2", "--init", str(shipped), "--resume"])
+    assert both.exit_code == 2 and "give one of them" in both.output
     wrong = _train(["--data", str(photos), "--out", str(tmp_path / "third"), "--iters", "1", "--init", str(shipped), "--set", "width=8"])
     assert wrong.exit_code == 2 and "does not fit" in wrong.output
