@@ -1,0 +1,104 @@
+"""Write the model card of a shipped checkpoint from measured data.
+
+    python -m restore.training.model_card --checkpoint restore/weights/csa.pt \
+        --run runs/csa-w32 --quality bench-out/csa_quality.json --out restore/weights/csa.md
+
+Everything in the card comes from the checkpoint's metadata, the run's learning
+curve (``curve.jsonl``, ``curve-baselines.json``) and a quality benchmark JSON
+(``benchmarks/csa_quality.py``): nothing is typed in by hand.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+SETS = ("10-20%", "20-30%", "30-40%", "40-50%", "centre")
+
+
+def _curve_table(run: Path) -> list[str]:
+    lines = []
+    curve_path, base_path = run / "curve.jsonl", run / "curve-baselines.json"
+    if not curve_path.is_file():
+        return lines
+    rows = [json.loads(line) for line in curve_path.read_text().splitlines() if line.strip()]
+    by_step = {row["step"]: row for row in rows}  # a resumed run may have evaluated a step twice
+    lines += ["| step | train hours | " + " | ".join(SETS) + " |", "|---" * (len(SETS) + 2) + "|"]
+    if base_path.is_file():
+        for name, sets in json.loads(base_path.read_text()).items():
+            lines.append(f"| OpenCV {name} | – | " + " | ".join(f"{sets[s]['psnr']:.2f}" for s in SETS if s in sets) + " |")
+    for step in sorted(by_step):
+        metrics = by_step[step]["metrics"]
+        hours = by_step[step].get("train_seconds", 0) / 3600
+        lines.append(f"| {step} | {hours:.1f} | " + " | ".join(f"{metrics[s]['psnr']:.2f}" for s in SETS if s in metrics) + " |")
+    return lines
+
+
+def _quality_tables(quality: dict) -> list[str]:
+    lines = []
+    for name, data in quality["sets"].items():
+        lines += [f"\n**{name}** ({data['images']} images, 256² centre crops; L1 % / L2 % / PSNR dB / SSIM):\n",
+                  "| masks | CSA | OpenCV Telea | OpenCV NS | CSA − best baseline |", "|---|---|---|---|---|"]
+        results = data["results"]
+        for mask_set in SETS:
+            cells = []
+            for method in ("csa", "telea", "ns"):
+                m = results[method][mask_set]
+                cells.append(f"{m['l1']:.2f} / {m['l2']:.3f} / {m['psnr']:.2f} / {m['ssim']:.4f}")
+            best_psnr = max(results[m][mask_set]["psnr"] for m in ("telea", "ns"))
+            best_ssim = max(results[m][mask_set]["ssim"] for m in ("telea", "ns"))
+            margin = f"{results['csa'][mask_set]['psnr'] - best_psnr:+.2f} dB, SSIM {results['csa'][mask_set]['ssim'] - best_ssim:+.4f}"
+            lines.append(f"| {mask_set} | " + " | ".join(cells) + f" | {margin} |")
+    return lines
+
+
+@click.command()
+@click.option("--checkpoint", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--run", "run", type=click.Path(exists=True, file_okay=False, path_type=Path), help="The run folder (learning curve).")
+@click.option("--quality", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="benchmarks/csa_quality.py JSON.")
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path))
+def main(checkpoint: Path, run: Path | None, quality: Path | None, out: Path) -> None:
+    """Write the model card OUT for CHECKPOINT."""
+    from restore.models.registry import file_digest
+    from restore.training.checkpoint import load_checkpoint
+
+    ckpt = load_checkpoint(checkpoint)
+    meta, config = ckpt["metadata"], ckpt["config"]
+    options = meta.get("options", {})
+    parameters = sum(v.numel() for v in ckpt["models"]["generator"].values())
+    losses = [f"L1 on both stages (weight {config['l1_weight']}, hole pixels ×{config['hole_l1_weight']})"]
+    if config["consistency_weight"] > 0:
+        losses.append(f"consistency {config['consistency_weight']}")
+    if config["adversarial_weight"] > 0:
+        losses.append(f"RaLSGAN {config['adversarial_weight']}" + (" (patch + feature-patch)" if config["feature_discriminator"] else " (patch)"))
+    lines = [
+        f"# Model card: `{checkpoint.name}` (CSA)",
+        "",
+        "| | |",
+        "|---|---|",
+        f"| file | `{checkpoint.name}`, {checkpoint.stat().st_size / 1e6:.1f} MB, {'float16' if meta.get('half') else 'float32'}, `{file_digest(checkpoint)}` |",
+        f"| network | CSA (rough U-Net + refinement U-Net with the CSA layer at 1/8 resolution), width {config['width']}, channel cap {config['max_channels']}, depth {config['depth']}, {parameters / 1e6:.2f} M parameters; push-pull prefill with residual outputs: {config['prefill']} |",
+        f"| weights | {'moving average (decay ' + str(config['ema_decay']) + ') of the generator' if meta.get('moving_average') else 'the generator'} |",
+        f"| data | `{meta.get('data')}` ({meta.get('train_images')} photos; {len(meta.get('held_out', []))} held out for the learning curve); never `eval/` |",
+        f"| training | {meta.get('total_steps', ckpt['step'])} steps, batch {options.get('batch_size')}, {options.get('size')}² random resized crops with flips, masks {', '.join(options.get('mask_kinds', []))} |",
+        f"| optimiser | Adam lr {config['lr']} (β {config['beta1']}, {config['beta2']}), warm-up {options.get('warmup')} steps, linear decay from step {options.get('lr_decay_from')} to {options.get('iters')} |",
+        f"| losses | {'; '.join(losses)} |",
+        f"| VGG-16 weights | {meta.get('vgg_weights') or 'not used (no VGG loss enabled)'} |",
+        f"| wall time | {meta.get('train_seconds', 0) / 3600:.1f} h of training steps |",
+        f"| hardware | {meta.get('hardware')}, bf16 autocast: {meta.get('bf16')} |",
+        f"| software | restore {meta.get('restore_version')}, torch {meta.get('torch_version')} |",
+    ]
+    curve = _curve_table(run) if run else []
+    if curve:
+        lines += ["", "## Learning curve", "", "PSNR (dB) on the held-out training photos (256² centre crops; one seeded NVIDIA mask per image per bucket, and the centre 128² hole), composited output:", "", *curve]
+    if quality:
+        data = json.loads(Path(quality).read_text())
+        lines += ["", "## Quality", "", "`python benchmarks/csa_quality.py` (DESIGN §10): NVIDIA irregular masks per hole-ratio bucket (one seeded mask per image) and the centre 128² hole; metrics on the whole composited image.", *_quality_tables(data)]
+    out.write_text("\n".join(lines) + "\n")
+    click.echo(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
