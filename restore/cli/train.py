@@ -8,7 +8,17 @@ import click
 
 from restore.cli.options import device_option
 
-TRAINERS = {"csa": "csa"}
+#: method -> (config class, trainer class), as "module:attribute".
+TRAINERS: dict[str, tuple[str, str]] = {
+    "csa": ("restore.models.csa.config:CSAConfig", "restore.models.csa.training:CSATrainer"),
+}
+
+
+def _load(target: str):
+    import importlib
+
+    module_name, attribute = target.split(":")
+    return getattr(importlib.import_module(module_name), attribute)
 
 
 def _parse_kinds(value: str) -> tuple[str, ...]:
@@ -22,6 +32,69 @@ def _parse_kinds(value: str) -> tuple[str, ...]:
             param_hint="'--masks'",
         )
     return kinds
+
+
+def _starting_points(method: str, out: Path, resume: bool, init_path: Path | None) -> tuple[dict | None, dict | None]:
+    """The run to resume (``OUT/last.pt``) and the checkpoint to start from (``--init``), validated."""
+    from restore.training.checkpoint import CheckpointError, load_checkpoint
+    from restore.training.loop import existing_run
+
+    try:
+        start = existing_run(out)
+    except CheckpointError as error:
+        raise click.ClickException(str(error)) from None
+    if start is not None and not resume:
+        raise click.UsageError(f"{out} already holds a run (step {start['step']}); pass --resume to continue it or choose another --out")
+    if start is None and resume:
+        raise click.UsageError(f"--resume: {out} has no checkpoint to resume")
+    if start is not None and start.get("method") != method:
+        raise click.UsageError(f"{out} holds a {start.get('method')!r} run, not {method!r}")
+    if init_path is None:
+        return start, None
+    if resume:
+        raise click.UsageError("--init starts a new run and --resume continues one: give one of them")
+    try:
+        initial = load_checkpoint(init_path)
+    except CheckpointError as error:
+        raise click.BadParameter(str(error), param_hint="'--init'") from None
+    if initial.get("method") != method:
+        raise click.BadParameter(f"{init_path} is a {initial.get('method')!r} checkpoint, not {method!r}", param_hint="'--init'")
+    return start, initial
+
+
+def _configuration(config_cls: type, start: dict | None, initial: dict | None, settings: tuple[str, ...], config_file: Path | None):
+    """A resumed run keeps its configuration; a new one takes --init's, then --config, then --set."""
+    from restore.cli.options import config_overrides
+
+    if start is not None:
+        if settings or config_file:
+            raise click.UsageError("--set/--config cannot change a resumed run's configuration")
+        return config_cls.from_dict(start["config"])
+    base = initial["config"] if initial is not None else {}
+    try:
+        return config_cls(**{**base, **config_overrides(config_cls, settings, config_file)})
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="'--set'") from None
+
+
+def _held_out(names: list[str], photos: list, count: int, seed: int):
+    """Split off ``count`` photos for samples and the learning curve, with their protocol masks."""
+    import numpy as np
+
+    from restore.data.datasets import centre_square, split_holdout
+    from restore.data.mask_generators import generate_mask
+    from restore.evaluation import PROTOCOL_SIZE, protocol_mask_sets
+    from restore.training.loop import HeldOut
+
+    train_idx, held_idx = split_holdout(names, min(count, max(0, len(names) - 1)))
+    images = [centre_square(photos[i], PROTOCOL_SIZE) for i in held_idx]
+    try:
+        mask_sets = protocol_mask_sets(len(images), PROTOCOL_SIZE, seed=seed) if images else {}
+    except FileNotFoundError as error:
+        click.echo(f"warning: learning curve without NVIDIA masks ({error}); centre hole only", err=True)
+        centre = generate_mask("center", PROTOCOL_SIZE, PROTOCOL_SIZE, np.random.default_rng(0))
+        mask_sets = {"centre": [centre] * len(images)}
+    return train_idx, held_idx, HeldOut(images, mask_sets)
 
 
 @click.command()
@@ -63,92 +136,49 @@ def train(method: str, data: Path, out: Path, size: int, iters: int, batch_size:
     import torch
 
     from restore.cli import verbosity
-    from restore.cli.options import config_overrides, resolve_bf16, resolve_device
-    from restore.data.datasets import TrainingBatches, centre_square, load_images, split_holdout
-    from restore.evaluation import PROTOCOL_SIZE, protocol_mask_sets
-    from restore.models.csa.config import CSAConfig
-    from restore.models.csa.training import CSATrainer
+    from restore.cli.options import resolve_bf16, resolve_device
+    from restore.data.datasets import TrainingBatches, load_images
+    from restore.models.registry import file_digest
     from restore.nn.vgg import VGGWeightsError
-    from restore.training.checkpoint import CheckpointError, load_checkpoint
-    from restore.training.loop import HeldOut, LoopOptions, existing_run, fit
+    from restore.training.loop import LoopOptions, fit
 
     kinds = _parse_kinds(mask_kinds)
     device = resolve_device(device)
     use_bf16 = resolve_bf16(bf16, device)
     if threads:
         torch.set_num_threads(threads)
-
-    try:
-        start = existing_run(out)
-    except CheckpointError as error:
-        raise click.ClickException(str(error)) from None
-    if start is not None and not resume:
-        raise click.UsageError(f"{out} already holds a run (step {start['step']}); pass --resume to continue it or choose another --out")
-    if start is None and resume:
-        raise click.UsageError(f"--resume: {out} has no checkpoint to resume")
-    if init_path is not None and resume:
-        raise click.UsageError("--init starts a new run and --resume continues one: give one of them")
-    initial = None
-    if init_path is not None:
-        try:
-            initial = load_checkpoint(init_path)
-        except CheckpointError as error:
-            raise click.BadParameter(str(error), param_hint="'--init'") from None
-        if initial.get("method") != method:
-            raise click.BadParameter(f"{init_path} is a {initial.get('method')!r} checkpoint, not {method!r}", param_hint="'--init'")
+    config_target, trainer_target = TRAINERS[method]
+    start, initial = _starting_points(method, out, resume, init_path)
+    config = _configuration(_load(config_target), start, initial, settings, config_file)
     if start is not None:
-        if start.get("method") != method:
-            raise click.UsageError(f"{out} holds a {start.get('method')!r} run, not {method!r}")
-        if settings or config_file:
-            raise click.UsageError("--set/--config cannot change a resumed run's configuration")
-        config = CSAConfig.from_dict(start["config"])
         vgg_weights = vgg_weights or start["metadata"].get("vgg_weights")
-    else:
-        base = initial["config"] if initial is not None else {}
-        try:
-            config = CSAConfig(**{**base, **config_overrides(CSAConfig, settings, config_file)})
-        except ValueError as error:
-            raise click.BadParameter(str(error), param_hint="'--set'") from None
-
     if size % config.multiple:
         raise click.BadParameter(f"must be a multiple of {config.multiple} (2**depth), got {size}", param_hint="'--size'")
     try:
-        trainer = CSATrainer(config, device=device, vgg_weights=vgg_weights, bf16=use_bf16)
+        trainer = _load(trainer_target)(config, device=device, vgg_weights=vgg_weights, bf16=use_bf16)
     except VGGWeightsError as error:
         raise click.ClickException(f"{error} (or disable the VGG losses: --set consistency_weight=0 --set feature_discriminator=false)") from None
-    base_steps = int(start["metadata"].get("base_steps", 0)) if start is not None else 0
+
+    extra: dict = {"data": str(data), "base_steps": int(start["metadata"].get("base_steps", 0)) if start else 0}
     if initial is not None:
         try:
             trainer.start_from(initial["models"]["generator"])
         except RuntimeError as error:
             raise click.BadParameter(f"{init_path} does not fit this configuration ({str(error).splitlines()[0]})", param_hint="'--init'") from None
-        base_steps = int(initial["step"]) + int(initial.get("metadata", {}).get("base_steps", 0))
+        extra["base_steps"] = int(initial["step"]) + int(initial.get("metadata", {}).get("base_steps", 0))
+        extra["init_from"] = {"path": str(init_path), "digest": file_digest(init_path), "step": int(initial["step"])}
+    elif start is not None and "init_from" in start["metadata"]:
+        extra["init_from"] = start["metadata"]["init_from"]
 
     names, photos = load_images(data)
-    train_idx, held_idx = split_holdout(names, min(holdout, max(0, len(names) - 1)))
-    held_images = [centre_square(photos[i], PROTOCOL_SIZE) for i in held_idx]
-    try:
-        mask_sets = protocol_mask_sets(len(held_images), PROTOCOL_SIZE, seed=seed) if held_images else {}
-    except FileNotFoundError as error:
-        click.echo(f"warning: learning curve without NVIDIA masks ({error}); centre hole only", err=True)
-        import numpy as np
-
-        from restore.data.mask_generators import generate_mask
-
-        mask_sets = {"centre": [generate_mask("center", PROTOCOL_SIZE, PROTOCOL_SIZE, np.random.default_rng(0))] * len(held_images)}
+    train_idx, held_idx, held = _held_out(names, photos, holdout, seed)
+    extra.update(train_images=len(train_idx), held_out=[names[i] for i in held_idx])
     batches = TrainingBatches([photos[i] for i in train_idx], size=size, batch_size=batch_size, mask_kinds=kinds, seed=seed)
     options = LoopOptions(
         out=out, iters=iters, lr=config.lr, batch_size=batch_size, size=size, mask_kinds=kinds, seed=seed,
         warmup=warmup, lr_decay_from=lr_decay_from, checkpoint_every=checkpoint_every, keep_every=keep_every,
         sample_every=sample_every, eval_every=eval_every, progress=verbosity() >= 0,
     )
-    extra = {"data": str(data), "train_images": len(train_idx), "held_out": [names[i] for i in held_idx], "base_steps": base_steps}
-    if initial is not None:
-        from restore.models.registry import file_digest
-
-        extra["init_from"] = {"path": str(init_path), "digest": file_digest(init_path), "step": int(initial["step"])}
-    elif start is not None and "init_from" in start["metadata"]:
-        extra["init_from"] = start["metadata"]["init_from"]
     if verbosity() >= 0:
         params = sum(p.numel() for p in trainer.generator.parameters())
         click.echo(
@@ -156,5 +186,5 @@ def train(method: str, data: Path, out: Path, size: int, iters: int, batch_size:
             f"device {device}{' bf16' if use_bf16 else ''}, from step {start['step'] if start else 0} to {iters}",
             err=True,
         )
-    step = fit(trainer, batches, options, HeldOut(held_images, mask_sets), start=start, extra_metadata=extra)
+    step = fit(trainer, batches, options, held, start=start, extra_metadata=extra)
     click.echo(f"{out / 'last.pt'} at step {step}")

@@ -94,7 +94,7 @@ def resolve_vgg_weights(weights: str | Path | None) -> str | Path:
     Raises:
         VGGWeightsError: ``weights`` names a missing file.
     """
-    if weights is None:
+    if weights is None or str(weights) == VGG16_URL:  # a resumed run records the URL it used
         cached = _hub_cached_weights()
         return cached if cached is not None else "url"
     if str(weights) == "random":
