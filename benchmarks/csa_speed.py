@@ -34,7 +34,7 @@ def main(repeats: int, json_path: Path) -> None:
     import torch
 
     import restore.ops._ext as ext
-    from restore.cli.options import cpu_has_amx_bf16
+    from restore.hardware import cpu_has_amx_bf16
     from restore.models.csa.config import CSAConfig
     from restore.models.csa.inpainter import CSAInpainter, generator_from_checkpoint
     from restore.models.csa.networks import CSAGenerator

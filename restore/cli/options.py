@@ -29,24 +29,13 @@ def resolve_device(device: str) -> str:
     return device
 
 
-def cpu_has_amx_bf16() -> bool:
-    """Whether this CPU has AMX bfloat16 units (where bf16 autocast is several times faster)."""
-    try:
-        with open("/proc/cpuinfo") as handle:
-            return any(line.startswith("flags") and "amx_bf16" in line.split() for line in handle)
-    except OSError:
-        return False
-
-
 def resolve_bf16(choice: str, device: str) -> bool:
     """``auto``: bf16 on GPUs that support it and on CPUs with AMX; ``on``/``off`` as given."""
+    from restore.hardware import prefers_bf16
+
     if choice != "auto":
         return choice == "on"
-    if device == "cuda":
-        import torch
-
-        return bool(torch.cuda.is_bf16_supported())
-    return cpu_has_amx_bf16()
+    return prefers_bf16(device)
 
 
 def _convert(value: str, kind: Any, key: str) -> Any:

@@ -1,0 +1,34 @@
+"""What the hardware does fast: where bfloat16 pays off."""
+
+from __future__ import annotations
+
+import functools
+import os
+
+
+@functools.cache
+def cpu_has_amx_bf16() -> bool:
+    """Whether this CPU has AMX bfloat16 units (where bf16 autocast is several times faster)."""
+    try:
+        with open("/proc/cpuinfo") as handle:
+            return any(line.startswith("flags") and "amx_bf16" in line.split() for line in handle)
+    except OSError:
+        return False
+
+
+def prefers_bf16(device: str) -> bool:
+    """Whether models on ``device`` should run under bfloat16 autocast by default.
+
+    True on CUDA devices with bf16 support and on CPUs with AMX; ``RESTORE_BF16=0`` or ``=1``
+    in the environment forces the choice.
+    """
+    forced = os.environ.get("RESTORE_BF16", "").strip().lower()
+    if forced in ("0", "false", "off", "no"):
+        return False
+    if forced in ("1", "true", "on", "yes"):
+        return True
+    if str(device).startswith("cuda"):
+        import torch
+
+        return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
+    return cpu_has_amx_bf16()
