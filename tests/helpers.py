@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from restore.paths import shared_data_dir
 
@@ -28,3 +31,14 @@ def random_image(height: int, width: int, channels: int = 3, dtype=np.uint8, see
     rng = np.random.default_rng(seed)
     top = np.iinfo(dtype).max
     return rng.integers(0, top + 1, size=(height, width, channels), dtype=np.uint64).astype(dtype)
+
+
+@contextlib.contextmanager
+def torch_threads(count: int) -> Iterator[None]:
+    """Run the block with ``torch.set_num_threads(count)``, restoring the previous count after."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)

@@ -139,7 +139,7 @@ def test_every_loss_reaches_the_generator() -> None:
         }
 
     consistency = trainer._consistency(out, trainer.vgg(image))
-    assert float(consistency) > 0
+    assert consistency.item() > 0
     flow = grads_of(consistency)
     assert flow["refine_encoder"] > 0 and flow["refine_stem"] > 0 and flow["rough"] > 0
 
