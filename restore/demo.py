@@ -50,18 +50,12 @@ def _photos(count: int) -> list[tuple[str, np.ndarray]]:
     return photos
 
 
-def _masks_for(keys: list[str], out: Path, seed: int) -> str:
-    """Generate one 20–30 % NVIDIA mask per key (LaMa 'thick' strokes without the set); returns the kind."""
+def _masks_for(out: Path, seed: int) -> str:
+    """Generate one 20–30 % NVIDIA mask per archived photo (LaMa 'thick' strokes without the set); returns the kind."""
     from restore.paths import nvidia_masks_dir
 
     kind, extra = ("nvidia", ["--ratio", "0.2-0.3"]) if nvidia_masks_dir().is_dir() else ("thick", [])
-    generated = out / "masks-generated"
-    _run(["masks", "generate", str(generated), "--kind", kind, "--size", "256x256", "--count", str(len(keys)), "--seed", str(seed), *extra])
-    named = out / "masks"
-    named.mkdir()
-    for index, key in enumerate(keys):
-        shutil.move(generated / f"{index:05d}.png", named / f"{key}.png")
-    generated.rmdir()
+    _run(["masks", "generate", str(out / "masks"), "--kind", kind, "--for-archive", str(out / "photos.zarr"), "--seed", str(seed), *extra])
     return kind
 
 
@@ -81,26 +75,32 @@ def _side_by_side(out: Path, keys: list[str], method: str, rows: int = 4) -> Pat
     return picture
 
 
+DEMO_MARKER = ".restore-demo"
+
+
 @click.command()
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("demo-out"), show_default=True)
 @click.option("--count", default=8, show_default=True, type=click.IntRange(min=1, max=24), help="How many photos.")
 @click.option("--seed", default=0, show_default=True, type=int)
 def main(out: Path, count: int, seed: int) -> None:
-    """Run the end-to-end demo into --out (replaced if it exists)."""
+    """Run the end-to-end demo into --out (replaced if it is an earlier demo's folder)."""
     from restore.data.datasets import centre_square
     from restore.data.images import write_image
     from restore.evaluation import PROTOCOL_SIZE
     from restore.models.registry import METHODS
 
-    if out.exists():
+    if out.exists() and any(out.iterdir()):
+        if not (out / DEMO_MARKER).is_file():
+            raise click.ClickException(f"{out}: exists and is not a demo folder; give another --out")
         shutil.rmtree(out)
     (out / "photos").mkdir(parents=True)
+    (out / DEMO_MARKER).write_text("written by python -m restore.demo; replaced by the next demo run\n")
     photos = _photos(count)
     keys = [key for key, _ in photos]
     for key, image in photos:
         write_image(out / "photos" / f"{key}.png", centre_square(image, PROTOCOL_SIZE))
     _run(["ingest", str(out / "photos"), str(out / "photos.zarr")])
-    kind = _masks_for(keys, out, seed)
+    kind = _masks_for(out, seed)
 
     main_method = "csa" if METHODS["csa"].shipped_checkpoint is not None else "telea"
     methods = [main_method] + [m for m in ("telea", "ns") if m != main_method]

@@ -3,9 +3,24 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import click
+
+
+REPORT_FILES = ("metrics.json", "metrics.md", "per_image.csv")
+
+
+def _finite(value):
+    """``value`` with every non-finite float (PSNR of a perfect image is inf) as None: strict JSON."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(item) for item in value]
+    return value
 
 
 def _markdown(result: dict) -> str:
@@ -33,8 +48,9 @@ def _markdown(result: dict) -> str:
 @click.option("--fid-weights", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="pytorch-fid Inception weights (pt_inception-2015-12-05-*.pth); adds FID over all images.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), help="Write the full result (per image too) as JSON.")
 @click.option("--report", "report_dir", type=click.Path(file_okay=False, path_type=Path), help="Write metrics.json, metrics.md and per_image.csv here.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing --json file or report files.")
 def evaluate(pred_path: Path, target_path: Path, masks_spec: Path, resize_masks: bool, dilate: int, lpips_weights: Path | None,
-             vgg_weights: Path | None, fid_weights: Path | None, json_path: Path | None, report_dir: Path | None) -> None:
+             vgg_weights: Path | None, fid_weights: Path | None, json_path: Path | None, report_dir: Path | None, overwrite: bool) -> None:
     """Score --pred against --target: L1 %, L2 %, PSNR, SSIM per hole-ratio bucket.
 
     Metrics follow the evaluation protocol: whole image, values in [0, 1], SSIM with a
@@ -47,6 +63,10 @@ def evaluate(pred_path: Path, target_path: Path, masks_spec: Path, resize_masks:
     from restore.data.masks import MaskError, open_mask_source
     from restore.evaluation import evaluate_archives
 
+    outputs = ([json_path] if json_path is not None else []) + ([report_dir / name for name in REPORT_FILES] if report_dir is not None else [])
+    existing = [path for path in outputs if path.exists()]
+    if existing and not overwrite:
+        raise click.ClickException(f"{existing[0]}: exists (--overwrite replaces it)")
     try:
         pred = open_archive(pred_path)
         target = open_archive(target_path)
@@ -61,8 +81,9 @@ def evaluate(pred_path: Path, target_path: Path, masks_spec: Path, resize_masks:
         todo = len(pred.keys) - len(pred.done_keys())
         raise click.BadParameter(f"{pred_path} is incomplete: {todo} image(s) not restored yet (rerun restore batch to finish it)", param_hint="'--pred'")
     for key in target.keys:
-        if pred.shape(key)[:2] != target.shape(key)[:2]:
-            raise click.BadParameter(f"image {key!r}: {pred.shape(key)} in --pred but {target.shape(key)} in --target", param_hint="'--pred'")
+        if pred.shape(key) != target.shape(key) or pred.dtype(key) != target.dtype(key):
+            raise click.BadParameter(f"image {key!r}: {pred.shape(key)} {pred.dtype(key)} in --pred but {target.shape(key)} "
+                                     f"{target.dtype(key)} in --target", param_hint="'--pred'")
     try:
         masks = open_mask_source(masks_spec, resize=resize_masks, dilate=dilate)
         masks.validate(target.keys, {key: target.shape(key)[:2] for key in target.keys})
@@ -91,16 +112,18 @@ def evaluate(pred_path: Path, target_path: Path, masks_spec: Path, resize_masks:
     if result["known_pixels_changed"]:
         click.echo(f"warning: known pixels differ from the target in {len(result['known_pixels_changed'])} image(s): "
                    f"{', '.join(result['known_pixels_changed'][:5])}", err=True)
+    text = json.dumps(_finite(result), indent=1, allow_nan=False)
     if json_path is not None:
         json_path.parent.mkdir(parents=True, exist_ok=True)
-        json_path.write_text(json.dumps(result, indent=1))
+        json_path.write_text(text)
     if report_dir is not None:
         import csv
 
         report_dir.mkdir(parents=True, exist_ok=True)
-        (report_dir / "metrics.json").write_text(json.dumps(result, indent=1))
+        (report_dir / "metrics.json").write_text(text)
         (report_dir / "metrics.md").write_text(table + "\n")
+        columns = ["key", "hole_ratio", "bucket", "l1", "l2", "psnr", "ssim"] + (["lpips"] if "lpips" in result["overall"] else [])
         with open(report_dir / "per_image.csv", "w", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=["key", "hole_ratio", "bucket", "l1", "l2", "psnr", "ssim"])
+            writer = csv.DictWriter(handle, fieldnames=columns)
             writer.writeheader()
             writer.writerows(result["images"])

@@ -91,16 +91,13 @@ def masks() -> None:
 @masks.command()
 @click.argument("dst_dir", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--kind", required=True, type=click.Choice(KINDS), help="Mask kind (DESIGN §6).")
+@click.option("--size", "size", type=SizeType(), metavar="HxW", help="Mask size, e.g. 256x256 (or 256).")
+@click.option("--count", type=click.IntRange(min=1), help="Number of masks to write.")
 @click.option(
-    "--size",
-    "size",
-    required=True,
-    type=SizeType(),
-    metavar="HxW",
-    help="Mask size, e.g. 256x256 (or 256).",
-)
-@click.option(
-    "--count", required=True, type=click.IntRange(min=1), help="Number of masks to write."
+    "--for-archive",
+    "archive_path",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Instead of --size/--count: one mask per image of this archive, named KEY.png and of that image's size.",
 )
 @click.option(
     "--seed",
@@ -130,8 +127,9 @@ def generate(
     ctx: click.Context,
     dst_dir: Path,
     kind: str,
-    size: tuple[int, int],
-    count: int,
+    size: tuple[int, int] | None,
+    count: int | None,
+    archive_path: Path | None,
     seed: int,
     ratio: tuple[float, float] | None,
     nvidia_dir: Path | None,
@@ -140,7 +138,9 @@ def generate(
     """Write COUNT masks of one kind into DST_DIR as 00000.png, 00001.png, ...
 
     Mask i is drawn from a generator seeded with (SEED, i), so a larger COUNT
-    extends a smaller one with the same first files.
+    extends a smaller one with the same first files. With --for-archive, mask i
+    belongs to the archive's i-th image: KEY.png, at that image's size, ready
+    for ``restore batch --masks DST_DIR``.
     """
     import numpy as np
     from tqdm import tqdm
@@ -148,9 +148,8 @@ def generate(
     from restore.cli import verbosity
     from restore.data.mask_generators import MaskRatioError, generate_mask, hole_ratio
 
-    height, width = size
-    digits = max(5, len(str(count - 1)))
-    names = [f"{index:0{digits}d}.png" for index in range(count)]
+    names, sizes = _targets(size, count, archive_path)
+    count = len(names)
     if not overwrite:
         _refuse_existing(dst_dir, names)
 
@@ -159,7 +158,7 @@ def generate(
     with tqdm(
         total=count, unit="mask", file=sys.stderr, disable=True if quiet or count < PROGRESS_FROM else None
     ) as bar:
-        for index, name in enumerate(names):
+        for index, (name, (height, width)) in enumerate(zip(names, sizes, strict=True)):
             rng = np.random.default_rng([seed, index])
             try:
                 mask = generate_mask(kind, height, width, rng, ratio=ratio, nvidia_dir=nvidia_dir)
@@ -172,9 +171,37 @@ def generate(
             bar.update()
     if not quiet:
         click.echo(
-            f"wrote {count} {kind} masks of {height}x{width} to {dst_dir} "
+            f"wrote {count} {kind} masks of {_describe_sizes(sizes)} to {dst_dir} "
             f"(seed {seed}; hole ratio mean {ratios.mean():.3f}, min {ratios.min():.3f}, max {ratios.max():.3f})"
         )
+
+
+def _targets(
+    size: tuple[int, int] | None, count: int | None, archive_path: Path | None
+) -> tuple[list[str], list[tuple[int, int]]]:
+    """File names and (H, W) sizes of the masks to write: numbered, or one per archive key."""
+    if archive_path is None:
+        if size is None or count is None:
+            missing = "--size" if size is None else "--count"
+            raise click.UsageError(f"Missing option '{missing}' (or give --for-archive)")
+        digits = max(5, len(str(count - 1)))
+        return [f"{index:0{digits}d}.png" for index in range(count)], [size] * count
+    if size is not None or count is not None:
+        raise click.UsageError("--for-archive takes sizes and count from the archive; drop --size/--count")
+    from restore.data.archive import ArchiveError, open_archive
+
+    try:
+        archive = open_archive(archive_path)
+    except ArchiveError as error:
+        raise click.BadParameter(str(error), param_hint="'--for-archive'") from None
+    if not archive.keys:
+        raise click.BadParameter(f"{archive_path} holds no images", param_hint="'--for-archive'")
+    return [f"{key}.png" for key in archive.keys], [tuple(archive.shape(key)[:2]) for key in archive.keys]
+
+
+def _describe_sizes(sizes: list[tuple[int, int]]) -> str:
+    distinct = sorted(set(sizes))
+    return f"{distinct[0][0]}x{distinct[0][1]}" if len(distinct) == 1 else f"{len(distinct)} sizes"
 
 
 def _refuse_existing(dst_dir: Path, names: list[str]) -> None:

@@ -77,6 +77,44 @@ def _configuration(config_cls: type, start: dict | None, initial: dict | None, s
         raise click.BadParameter(str(error), param_hint="'--set'") from None
 
 
+#: Settings that make a run's batches and held-out set (fixed once it started), and its schedule.
+FIXED_ON_RESUME = ("size", "batch_size", "mask_kinds", "seed", "holdout")
+SCHEDULE = ("iters", "warmup", "lr_decay_from")
+
+
+def _resumed_settings(ctx: click.Context, start: dict, given: dict) -> dict:
+    """The resumed run's own settings; options given on the command line may change its schedule only.
+
+    Raises:
+        click.UsageError: an explicitly given data setting differs from the run's.
+    """
+    from click.core import ParameterSource
+
+    meta = start["metadata"]
+    saved = {**meta.get("options", {}), "holdout": meta.get("holdout", len(meta.get("held_out", [])))}
+    if isinstance(saved.get("mask_kinds"), list):
+        saved["mask_kinds"] = ",".join(saved["mask_kinds"])
+    run = {}
+    for name, value in given.items():
+        explicit = ctx.get_parameter_source(name) == ParameterSource.COMMANDLINE
+        if explicit and name in SCHEDULE:
+            run[name] = value
+        elif name not in saved or saved[name] is None and name in FIXED_ON_RESUME:  # a checkpoint from before they were saved
+            run[name] = value
+        elif explicit and not _same(name, value, saved[name]):
+            flag = "--" + ("masks" if name == "mask_kinds" else name.replace("_", "-"))
+            raise click.UsageError(f"{flag} {value} differs from the resumed run's {saved[name]} ({flag} cannot change on --resume)")
+        else:
+            run[name] = saved[name]
+    return run
+
+
+def _same(name: str, value, saved) -> bool:
+    if name == "mask_kinds":
+        return _parse_kinds(value) == _parse_kinds(saved)
+    return value == saved
+
+
 def _held_out(names: list[str], photos: list, count: int, seed: int):
     """Split off ``count`` photos for samples and the learning curve, with their protocol masks."""
     import numpy as np
@@ -121,14 +159,17 @@ def _held_out(names: list[str], photos: list, count: int, seed: int):
 @click.option("--keep-every", default=5000, show_default=True, type=click.IntRange(min=0), help="Also keep step-NNNNNN.pt every this many steps (0: never).")
 @click.option("--sample-every", default=500, show_default=True, type=click.IntRange(min=0))
 @click.option("--eval-every", default=1000, show_default=True, type=click.IntRange(min=0), help="Held-out learning curve every this many steps (0: never).")
-def train(method: str, data: Path, out: Path, size: int, iters: int, batch_size: int, mask_kinds: str, resume: bool, init_path: Path | None,
+@click.pass_context
+def train(ctx: click.Context, method: str, data: Path, out: Path, size: int, iters: int, batch_size: int, mask_kinds: str, resume: bool, init_path: Path | None,
           device: str, bf16: str, threads: int | None, vgg_weights: str | None, config_file: Path | None,
           settings: tuple[str, ...], seed: int, holdout: int, warmup: int, lr_decay_from: int | None, checkpoint_every: int,
           keep_every: int, sample_every: int, eval_every: int) -> None:
     """Train METHOD on the photos in --data, writing checkpoints to --out.
 
     The run is resumable: --resume continues from OUT/last.pt with its step count,
-    schedule, RNG and configuration. A run folder that already holds a checkpoint
+    schedule, RNG, configuration and data settings (--data must hold the same photos;
+    --size, --batch-size, --masks, --seed, --holdout cannot change; --iters, --warmup and --lr-decay-from
+    keep the run's values unless given). A run folder that already holds a checkpoint
     is never overwritten. --init starts a new run from a checkpoint's generator
     (the shipped one included): its configuration, a fresh optimiser, and the steps
     it had counted towards the total recorded in the new checkpoints.
@@ -142,13 +183,19 @@ def train(method: str, data: Path, out: Path, size: int, iters: int, batch_size:
     from restore.nn.vgg import VGGWeightsError
     from restore.training.loop import LoopOptions, fit
 
+    start, initial = _starting_points(method, out, resume, init_path)
+    if start is not None:
+        given = {"size": size, "batch_size": batch_size, "mask_kinds": mask_kinds, "seed": seed, "holdout": holdout,
+                 "iters": iters, "warmup": warmup, "lr_decay_from": lr_decay_from}
+        run = _resumed_settings(ctx, start, given)
+        size, batch_size, mask_kinds, seed, holdout = run["size"], run["batch_size"], run["mask_kinds"], run["seed"], run["holdout"]
+        iters, warmup, lr_decay_from = run["iters"], run["warmup"], run["lr_decay_from"]
     kinds = _parse_kinds(mask_kinds)
     device = resolve_device(device)
     use_bf16 = resolve_bf16(bf16, device)
     if threads:
         torch.set_num_threads(threads)
     config_target, trainer_target = TRAINERS[method]
-    start, initial = _starting_points(method, out, resume, init_path)
     config = _configuration(_load(config_target), start, initial, settings, config_file)
     if start is not None:
         vgg_weights = vgg_weights or start["metadata"].get("vgg_weights")
@@ -172,7 +219,9 @@ def train(method: str, data: Path, out: Path, size: int, iters: int, batch_size:
 
     names, photos = load_images(data)
     train_idx, held_idx, held = _held_out(names, photos, holdout, seed)
-    extra.update(train_images=len(train_idx), held_out=[names[i] for i in held_idx])
+    extra.update(train_images=len(train_idx), held_out=[names[i] for i in held_idx], holdout=holdout)
+    if start is not None and start["metadata"].get("held_out") not in (None, extra["held_out"]):
+        raise click.BadParameter(f"{data} does not hold the resumed run's photos (its held-out set differs)", param_hint="'--data'")
     batches = TrainingBatches([photos[i] for i in train_idx], size=size, batch_size=batch_size, mask_kinds=kinds, seed=seed)
     options = LoopOptions(
         out=out, iters=iters, lr=config.lr, batch_size=batch_size, size=size, mask_kinds=kinds, seed=seed,

@@ -117,10 +117,11 @@ def test_lpips_and_fid_from_user_weight_files(setup: dict[str, Path]) -> None:
     state["fc.weight"], state["fc.bias"] = torch.zeros(1008, 2048), torch.zeros(1008)
     torch.save(state, root / "inception.pth")
     result = _eval(setup, "--lpips-weights", str(root / "lpips_vgg.pth"), "--vgg-weights", str(root / "vgg16.pth"),
-                   "--fid-weights", str(root / "inception.pth"), "--json", str(root / "m.json"))
+                   "--fid-weights", str(root / "inception.pth"), "--json", str(root / "m.json"), "--report", str(root / "report"))
     assert result.exit_code == 0, result.output
     data = json.loads((root / "m.json").read_text())
     assert all(row["lpips"] > 0 for row in data["images"]) and "lpips" in data["overall"]
+    assert "lpips" in (root / "report" / "per_image.csv").read_text().splitlines()[0].split(",")
     assert np.isfinite(data["fid"]) and "FID (3 images)" in result.output
 
 
@@ -128,3 +129,37 @@ def test_lpips_without_backbone_is_a_usage_error(setup: dict[str, Path]) -> None
     (setup["root"] / "lpips.pth").write_bytes(b"x")
     result = _eval(setup, "--lpips-weights", str(setup["root"] / "lpips.pth"))
     assert result.exit_code == 2 and "--vgg-weights" in result.output
+
+
+def test_existing_outputs_are_kept_unless_overwrite(setup: dict[str, Path]) -> None:
+    previous = setup["root"] / "m.json"
+    previous.write_text("an earlier report")
+    result = _eval(setup, "--json", str(previous))
+    assert result.exit_code == 1 and f"{previous}: exists (--overwrite replaces it)" in result.output
+    assert previous.read_text() == "an earlier report"
+    assert _eval(setup, "--json", str(previous), "--overwrite").exit_code == 0
+    assert json.loads(previous.read_text())["overall"]["count"] == 3
+
+
+def test_a_perfect_restoration_is_strict_json(setup: dict[str, Path]) -> None:
+    source = open_archive(setup["in"])
+    with OutputArchive.open(setup["out"], source) as out:
+        out.write("img0", source.read("img0"))  # PSNR inf
+    result = _eval(setup, "--json", str(setup["root"] / "m.json"))
+    assert result.exit_code == 0, result.output
+    rows = {row["key"]: row for row in json.loads((setup["root"] / "m.json").read_text(), parse_constant=_reject)["images"]}
+    assert rows["img0"]["psnr"] is None and rows["img0"]["l1"] == 0
+
+
+def _reject(constant: str) -> None:
+    raise AssertionError(f"non-standard JSON constant {constant}")
+
+
+def test_pred_with_other_channels_names_the_key(setup: dict[str, Path], tmp_path: Path) -> None:
+    grey = tmp_path / "grey"
+    grey.mkdir()
+    for key in _holes():
+        write_image(grey / f"{key}.png", np.zeros((40, 40, 1), np.uint8))
+    assert CliRunner().invoke(main, ["ingest", str(grey), str(tmp_path / "grey.zarr")]).exit_code == 0
+    result = CliRunner().invoke(main, ["eval", "--pred", str(tmp_path / "grey.zarr"), "--target", str(setup["in"]), "--masks", str(setup["masks"])])
+    assert result.exit_code == 2 and "image 'img0'" in result.output and "--pred" in result.output

@@ -283,3 +283,37 @@ def test_quiet_prints_nothing(tmp_path: Path) -> None:
         ["-q", "masks", "generate", str(tmp_path), "--kind", "box", "--size", "8", "--count", "2"],
     )
     assert result.exit_code == 0 and result.output == ""
+
+
+def test_one_mask_per_archived_image_that_batch_finds(tmp_path: Path) -> None:
+    """--for-archive names masks after the keys (nested ones too) at each image's size."""
+    from restore.data.images import write_image
+    from restore.data.masks import open_mask_source
+
+    photos = tmp_path / "photos"
+    (photos / "trip").mkdir(parents=True)
+    write_image(photos / "a.png", np.zeros((30, 40, 3), np.uint8))
+    write_image(photos / "trip" / "b.png", np.zeros((50, 20, 3), np.uint8))
+    assert CliRunner().invoke(main, ["ingest", "-r", str(photos), str(tmp_path / "p.zarr")]).exit_code == 0
+    result = run(str(tmp_path / "m"), "--kind", "thick", "--for-archive", str(tmp_path / "p.zarr"), "--seed", "3")
+    assert result.exit_code == 0, result.output
+    assert "wrote 2 thick masks of 2 sizes" in result.output
+    source = open_mask_source(tmp_path / "m")
+    source.validate(["a", "trip/b"], {"a": (30, 40), "trip/b": (50, 20)})
+    assert read_png(tmp_path / "m" / "trip" / "b.png").shape == (50, 20)
+    again = run(str(tmp_path / "m2"), "--kind", "thick", "--for-archive", str(tmp_path / "p.zarr"), "--seed", "3")
+    assert again.exit_code == 0
+    assert np.array_equal(read_png(tmp_path / "m" / "a.png"), read_png(tmp_path / "m2" / "a.png"))
+
+
+def test_for_archive_excludes_size_and_count(tmp_path: Path) -> None:
+    from restore.data.images import write_image
+
+    (tmp_path / "photos").mkdir()
+    write_image(tmp_path / "photos" / "a.png", np.zeros((8, 8, 3), np.uint8))
+    assert CliRunner().invoke(main, ["ingest", str(tmp_path / "photos"), str(tmp_path / "p.zarr")]).exit_code == 0
+    both = run(str(tmp_path / "m"), "--kind", "box", "--for-archive", str(tmp_path / "p.zarr"), "--count", "2")
+    assert both.exit_code == 2 and "drop --size/--count" in both.output
+    neither = run(str(tmp_path / "m"), "--kind", "box", "--count", "2")
+    assert neither.exit_code == 2 and "'--size'" in neither.output
+    assert not (tmp_path / "m").exists()

@@ -47,8 +47,22 @@ def test_train_then_resume(photos: Path, tmp_path: Path) -> None:
     final = load_checkpoint(out / "last.pt")
     assert final["step"] == 3 and final["config"] == first["config"]
 
+    assert final["metadata"]["options"]["warmup"] == 0  # the run's own schedule, not --warmup's default
+
     changed = _train(["--data", str(photos), "--out", str(out), "--iters", "4", "--resume", "--set", "width=8"])
     assert changed.exit_code == 2 and "cannot change" in changed.output
+    for flag, value in (("--seed", "1"), ("--size", "64"), ("--masks", "box"), ("--holdout", "2")):
+        other = _train(["--data", str(photos), "--out", str(out), "--iters", "4", "--resume", flag, value])
+        assert other.exit_code == 2 and f"{flag} {value} differs from the resumed run's" in other.output, flag
+    assert load_checkpoint(out / "last.pt")["step"] == 3
+
+    elsewhere = tmp_path / "other-photos"
+    elsewhere.mkdir()
+    for i in range(4):
+        write_image(elsewhere / f"q{i}.png", np.full((48, 64, 3), 9 * i, np.uint8))
+    moved = _train(["--data", str(elsewhere), "--out", str(out), "--iters", "4", "--resume"])
+    assert moved.exit_code == 2 and "does not hold the resumed run's photos" in moved.output
+    assert load_checkpoint(out / "last.pt")["step"] == 3
 
 
 @pytest.mark.parametrize(
