@@ -8,7 +8,6 @@ from pathlib import Path
 
 import click
 
-
 REPORT_FILES = ("metrics.json", "metrics.md", "per_image.csv")
 
 

@@ -14,17 +14,21 @@ import numpy as np
 import torch
 from torch import Tensor
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
 #: the default mix of training masks: irregular strokes and boxes, up to about half the image.
 DEFAULT_TRAINING_MASKS: tuple[str, ...] = ("freeform", "medium", "thick", "cellular", "box", "center")
 
 
 def list_image_files(root: Path) -> list[Path]:
-    """Every image file below ``root`` (recursive), sorted by relative path."""
+    """Every image file below ``root`` (recursive, hidden files and folders left out), sorted by relative path."""
+    from restore.data.images import IMAGE_EXTENSIONS
+
     root = Path(root)
     if root.is_file():
         return [root]
-    return sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    return sorted(
+        p for p in root.rglob("*")
+        if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS and not any(part.startswith(".") for part in p.relative_to(root).parts)
+    )  # fmt: skip
 
 
 def to_rgb8(image: np.ndarray) -> np.ndarray:

@@ -40,10 +40,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from restore.data.images import IMAGE_EXTENSIONS
+
 LOGGER = logging.getLogger(__name__)
 
 #: Image extensions a mask file may have (compared case-insensitively).
-MASK_SUFFIXES: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
+MASK_SUFFIXES: tuple[str, ...] = IMAGE_EXTENSIONS
 
 _TIFF_SUFFIXES = (".tif", ".tiff")
 _PREVIEW = 8  # keys named in a "missing" message

@@ -10,9 +10,12 @@ import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from restore.models.base import Inpainter
 from restore.paths import WEIGHTS_DIR
+
+if TYPE_CHECKING:  # the registry is read by --help: it must not import torch
+    from restore.models.base import Inpainter
 
 
 @dataclass(frozen=True)

@@ -437,7 +437,7 @@ def _check_masks(masks_spec: Path, resize: bool, keys: Sequence[str], shapes: di
 
 
 def _check_resume(attrs: dict[str, Any], expected: dict[str, Any], output: Path) -> None:
-    for name in ("method", "checkpoint_digest", "strategy", "strategy_options", "mask_options"):
+    for name in ("input_archive", "method", "checkpoint_digest", "strategy", "strategy_options", "mask_options"):
         if name in attrs and attrs[name] != expected[name]:
             raise PlanError(
                 f"{output} was written with {name} {attrs[name]!r}, this run uses {expected[name]!r}; "
@@ -505,6 +505,9 @@ def prepare_batch(
         archive = open_archive(input_path)
     except ArchiveError as error:
         raise PlanError(str(error), "--input") from None
+    if not archive.complete:
+        done = len(archive.done_keys())
+        raise PlanError(f"{input_path} is only partly written ({done} of {len(archive.keys)} images complete); finish it first", "--input")
 
     output = Path(output) if output is not None else default_output(Path(input_path))
     source, target = Path(input_path).resolve(), output.resolve()
@@ -543,7 +546,7 @@ def prepare_batch(
         except ArchiveError as error:
             raise PlanError(f"{one_line(error)} (an existing --output is resumed; pass --overwrite to replace it)", "--output") from None
         try:
-            _check_resume(writer.attrs, attrs, output)
+            _check_resume(writer.attrs, {**attrs, "input_archive": str(archive.path.resolve())}, output)
         except PlanError:
             writer.close()
             raise
@@ -840,6 +843,8 @@ def _run_units(
 ) -> None:
     from distributed import as_completed
 
+    from restore.data.archive import ArchiveError
+
     resources = {"GPU": 1} if gpu else None
     slots = cluster_slots(client, gpu)
     by_bytes = IN_FLIGHT_BYTES // max(1, plan.image_bytes)
@@ -874,9 +879,15 @@ def _run_units(
                 error = future.exception() if future.status == "error" else RuntimeError(f"task {future.status}")
             future.release()
             del future
-            if error is None and result is not None:
-                writer.write_many(result)
+            if error is None and result is None:
+                error = RuntimeError("task returned no images")
+            if error is None:
+                try:
+                    writer.write_many(result)
+                except ArchiveError as exc:  # a result that does not fit its image: that image fails, the run goes on
+                    error = exc
                 del result
+            if error is None:
                 successes += 1
                 report.computed.extend(keys)
                 if progress is not None:

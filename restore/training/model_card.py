@@ -25,15 +25,23 @@ def _curve_table(run: Path) -> list[str]:
         return lines
     rows = [json.loads(line) for line in curve_path.read_text().splitlines() if line.strip()]
     by_step = {row["step"]: row for row in rows}  # a resumed run may have evaluated a step twice
-    lines += ["| step | train hours | " + " | ".join(SETS) + " |", "|---" * (len(SETS) + 2) + "|"]
+    if not by_step:
+        return lines
+    sets = _present(next(iter(by_step.values()))["metrics"])
+    cell = lambda metrics, name: f"{metrics[name]['psnr']:.2f}" if name in metrics else "–"  # noqa: E731
+    lines += ["| step | train hours | " + " | ".join(sets) + " |", "|---" * (len(sets) + 2) + "|"]
     if base_path.is_file():
-        for name, sets in json.loads(base_path.read_text()).items():
-            lines.append(f"| OpenCV {name} | – | " + " | ".join(f"{sets[s]['psnr']:.2f}" for s in SETS if s in sets) + " |")
+        for name, metrics in json.loads(base_path.read_text()).items():
+            lines.append(f"| OpenCV {name} | – | " + " | ".join(cell(metrics, s) for s in sets) + " |")
     for step in sorted(by_step):
-        metrics = by_step[step]["metrics"]
         hours = by_step[step].get("train_seconds", 0) / 3600
-        lines.append(f"| {step} | {hours:.1f} | " + " | ".join(f"{metrics[s]['psnr']:.2f}" for s in SETS if s in metrics) + " |")
+        lines.append(f"| {step} | {hours:.1f} | " + " | ".join(cell(by_step[step]["metrics"], s) for s in sets) + " |")
     return lines
+
+
+def _present(metrics: dict) -> list[str]:
+    """The mask sets of ``metrics``, in the protocol's order."""
+    return [name for name in SETS if name in metrics] + sorted(set(metrics) - set(SETS))
 
 
 def _quality_tables(quality: dict) -> list[str]:
@@ -42,7 +50,7 @@ def _quality_tables(quality: dict) -> list[str]:
         lines += [f"\n**{name}** ({data['images']} images, 256² centre crops; L1 % / L2 % / PSNR dB / SSIM):\n",
                   "| masks | CSA | OpenCV Telea | OpenCV NS | CSA − best baseline |", "|---|---|---|---|---|"]
         results = data["results"]
-        for mask_set in SETS:
+        for mask_set in _present(results["csa"]):
             cells = []
             for method in ("csa", "telea", "ns"):
                 m = results[method][mask_set]
@@ -81,7 +89,7 @@ def main(checkpoint: Path, run: Path | None, quality: Path | None, out: Path) ->
         f"| file | `{checkpoint.name}`, {checkpoint.stat().st_size / 1e6:.1f} MB, {'float16' if meta.get('half') else 'float32'}, `{file_digest(checkpoint)}` |",
         f"| network | CSA (rough U-Net + refinement U-Net with the CSA layer at 1/8 resolution), width {config['width']}, channel cap {config['max_channels']}, depth {config['depth']}, {parameters / 1e6:.2f} M parameters; push-pull prefill with residual outputs: {config['prefill']} |",
         f"| weights | {'moving average (decay ' + str(config['ema_decay']) + ') of the generator' if meta.get('moving_average') else 'the generator'} |",
-        f"| data | `{meta.get('data')}` ({meta.get('train_images')} photos; {len(meta.get('held_out', []))} held out for the learning curve); never `eval/` |",
+        f"| data | `{meta.get('data')}` ({meta.get('train_images')} photos; {len(meta.get('held_out', []))} held out for the learning curve); {'**includes `eval/`**' if 'eval' in Path(str(meta.get('data'))).parts else 'no photo from `eval/`'} |",
         f"| training | {meta.get('total_steps', ckpt['step'])} steps, batch {options.get('batch_size')}, {options.get('size')}² random resized crops with flips, masks {', '.join(options.get('mask_kinds', []))} |",
         f"| optimiser | Adam lr {config['lr']} (β {config['beta1']}, {config['beta2']}), warm-up {options.get('warmup')} steps, linear decay from step {options.get('lr_decay_from')} to {options.get('iters')} |",
         f"| losses | {'; '.join(losses)} |",

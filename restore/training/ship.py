@@ -30,13 +30,13 @@ def main(checkpoint: Path, dest: Path, max_mb: float, full_precision: bool) -> N
     slim = inference_checkpoint(full, half=not full_precision)
     slim["metadata"]["source_checkpoint"] = checkpoint.name
     slim["metadata"]["total_steps"] = int(full["step"]) + int(full.get("metadata", {}).get("base_steps", 0))
-    with tempfile.TemporaryDirectory(dir=dest.parent if dest.parent.exists() else None) as scratch:
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=dest.parent) as scratch:  # same filesystem: the rename is atomic
         trial = Path(scratch) / dest.name
         save_checkpoint(slim, trial)
         size = trial.stat().st_size
         if size > max_mb * 1e6:
             raise click.ClickException(f"{dest.name} would be {size / 1e6:.1f} MB, over --max-mb {max_mb}")
-        dest.parent.mkdir(parents=True, exist_ok=True)
         trial.replace(dest)
     click.echo(f"{dest}: step {full['step']} ({slim['metadata']['total_steps']} in all), {size / 1e6:.2f} MB, {file_digest(dest)}")
 

@@ -207,6 +207,24 @@ def test_empty_archive_and_output_on_input_are_refused(small, tmp_path: Path) ->
     assert same.exit_code == 2 and "--output" in same.output
 
 
+def test_partly_written_input_and_another_input_on_resume_are_refused(small, tmp_path: Path) -> None:
+    import shutil
+
+    from restore.data.output_archive import OutputArchive
+
+    archive, masks, _, _ = small
+    OutputArchive.create(tmp_path / "partial.zarr", open_archive(archive), {"method": "telea"}).close()
+    partial = run("--input", str(tmp_path / "partial.zarr"), "--masks", str(masks), "--method", "telea", "--output", str(tmp_path / "p2.zarr"))
+    assert partial.exit_code == 2 and "only partly written (0 of 8 images complete)" in partial.output and "--input" in partial.output
+    assert not (tmp_path / "p2.zarr").exists()
+
+    output = tmp_path / "out.zarr"
+    assert run("--input", str(archive), "--masks", str(masks), "--method", "telea", "--output", str(output)).exit_code == 0
+    twin = shutil.copytree(archive, tmp_path / "twin.zarr")  # same keys and shapes, another input
+    other = run("--input", str(twin), "--masks", str(masks), "--method", "telea", "--output", str(output))
+    assert other.exit_code == 2 and "was written with input_archive" in other.output and "--overwrite" in other.output
+
+
 def test_unreachable_scheduler_is_a_clear_error_within_30_s(small, tmp_path: Path) -> None:
     archive, masks, _, _ = small
     with socket.socket() as probe:  # a port nobody listens on

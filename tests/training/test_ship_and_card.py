@@ -1,0 +1,42 @@
+"""Shipping a training checkpoint and writing its model card from measured data."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from click.testing import CliRunner
+from test_loop import _run
+
+from restore.training.checkpoint import load_checkpoint
+from restore.training.model_card import main as model_card
+from restore.training.ship import main as ship
+
+
+def test_ship_writes_a_half_precision_generator_and_respects_the_size_limit(tmp_path: Path) -> None:
+    _run(tmp_path / "run", iters=2)
+    dest = tmp_path / "new" / "folder" / "csa.pt"
+    result = CliRunner().invoke(ship, [str(tmp_path / "run" / "last.pt"), str(dest)])
+    assert result.exit_code == 0, result.output
+    slim = load_checkpoint(dest)
+    assert set(slim["models"]) == {"generator"} and slim["metadata"]["half"] and slim["metadata"]["total_steps"] == 2
+    too_big = CliRunner().invoke(ship, [str(tmp_path / "run" / "last.pt"), str(tmp_path / "big.pt"), "--max-mb", "0.0001"])
+    assert too_big.exit_code == 1 and "over --max-mb" in too_big.output and not (tmp_path / "big.pt").exists()
+    assert list(dest.parent.iterdir()) == [dest]  # no scratch left behind
+
+
+def test_model_card_tables_come_from_the_files(tmp_path: Path) -> None:
+    _run(tmp_path / "run", iters=2)
+    assert CliRunner().invoke(ship, [str(tmp_path / "run" / "last.pt"), str(tmp_path / "csa.pt")]).exit_code == 0
+    metrics = {"l1": 1.5, "l2": 0.25, "psnr": 27.125, "ssim": 0.875}
+    (tmp_path / "run" / "curve.jsonl").write_text(json.dumps({"step": 2, "train_seconds": 7200, "metrics": {"centre": metrics}}) + "\n")
+    quality = {"sets": {"kodak24": {"images": 24, "results": {m: {"centre": metrics} for m in ("csa", "telea", "ns")}}}}
+    (tmp_path / "q.json").write_text(json.dumps(quality))
+    card = tmp_path / "csa.md"
+    result = CliRunner().invoke(model_card, ["--checkpoint", str(tmp_path / "csa.pt"), "--run", str(tmp_path / "run"),
+                                             "--quality", str(tmp_path / "q.json"), "--out", str(card)])
+    assert result.exit_code == 0, result.output
+    text = card.read_text()
+    assert "| step | train hours | centre |" in text and "| 2 | 2.0 | 27.12 |" in text
+    assert "| centre | 1.50 / 0.250 / 27.12 / 0.8750 |" in text and "+0.00 dB" in text
+    assert "2 steps" in text
