@@ -8,12 +8,18 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from restore.metrics import BUCKETS, bucket_name, image_metrics, mean_metrics
 from restore.models.base import Inpainter
+
+if TYPE_CHECKING:
+    from restore.data.archive import Archive
+    from restore.data.masks import MaskSource
+    from restore.perceptual_metrics import LPIPS, FIDInception
 
 PROTOCOL_SIZE = 256
 CENTRE = "centre"
@@ -111,7 +117,7 @@ def _means(rows: list[dict]) -> dict[str, float]:
     return means
 
 
-def archive_fid(pred, target, inception, keys: Sequence[str], chunk: int = 32) -> float:
+def archive_fid(pred: Archive, target: Archive, inception: FIDInception, keys: Sequence[str], chunk: int = 32) -> float:
     """FID between the restored and the original images of ``keys`` (streamed in chunks).
 
     Args:
@@ -127,7 +133,7 @@ def archive_fid(pred, target, inception, keys: Sequence[str], chunk: int = 32) -
     return frechet_distance(*statistics(np.concatenate(acts_pred)), *statistics(np.concatenate(acts_target)))
 
 
-def evaluate_archives(pred, target, masks, progress: bool = False, lpips=None) -> dict:
+def evaluate_archives(pred: Archive, target: Archive, masks: MaskSource, progress: bool = False, lpips: LPIPS | None = None) -> dict:
     """Score a restored archive against the originals, per image and per hole-ratio bucket.
 
     Args:

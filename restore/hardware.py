@@ -6,6 +6,11 @@ import functools
 import os
 
 
+def usable_cores() -> int:
+    """CPU cores this process may run on (its affinity mask, not the machine's count)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
 @functools.cache
 def cpu_has_amx_bf16() -> bool:
     """Whether this CPU has AMX bfloat16 units (where bf16 autocast is several times faster)."""

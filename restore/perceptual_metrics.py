@@ -51,6 +51,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from restore.messages import one_line
 from restore.nn.vgg import (
     RELU1_2,
     RELU2_2,
@@ -100,10 +101,6 @@ def _load_state(path: str | Path, what: str) -> dict[str, Tensor]:
     if not isinstance(state, dict) or not all(isinstance(value, Tensor) for value in state.values()):
         raise PerceptualWeightsError(f"{what}: {path} is not a state dict of tensors")
     return state
-
-
-def _one_line(text: str) -> str:
-    return " ".join(str(text).split())
 
 
 # --------------------------------------------------------------------------- LPIPS
@@ -197,7 +194,7 @@ class LPIPS(nn.Module):
         try:
             load_torchvision_features(model.net.features, vgg_state, name=f"VGG weights file {vgg_weights}")
         except VGGWeightsError as error:
-            raise PerceptualWeightsError(_one_line(str(error))) from None
+            raise PerceptualWeightsError(one_line(str(error))) from None
         return model.to(device)
 
     def load_lpips_state(self, state: dict[str, Tensor], source: str = "LPIPS weights") -> None:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
 import click
 
 from restore.cli.options import device_option
+from restore.hardware import usable_cores
 
 STRATEGY_CHOICES = ("subsample", "tile", "whole")
 
@@ -28,10 +28,6 @@ class MethodChoice(click.Choice):
     @choices.setter
     def choices(self, value: object) -> None:  # click's __init__ assigns; the registry is the truth
         pass
-
-
-def _cores() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 @click.command()
@@ -112,8 +108,8 @@ def batch(
     else:
         worker_device = resolve_device(device)
         workers, threads = default_workers_threads(workers, threads_per_worker)
-        if workers * threads > _cores():
-            note(f"warning: {workers} worker(s) x {threads} thread(s) is more than the {_cores()} usable cores; expect slowdowns")
+        if workers * threads > usable_cores():
+            note(f"warning: {workers} worker(s) x {threads} thread(s) is more than the {usable_cores()} usable cores; expect slowdowns")
 
     if strategy is None:
         from restore.models.registry import METHODS

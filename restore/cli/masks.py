@@ -40,7 +40,7 @@ class SizeType(click.ParamType):
 
     name = "HxW"
 
-    def convert(self, value, param, ctx) -> tuple[int, int]:
+    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> tuple[int, int]:
         if isinstance(value, tuple):
             return value
         match = _SIZE_RE.match(str(value))
@@ -60,7 +60,7 @@ class RatioType(click.ParamType):
 
     name = "LO-HI"
 
-    def convert(self, value, param, ctx) -> tuple[float, float]:
+    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> tuple[float, float]:
         if isinstance(value, tuple):
             return value
         match = _RATIO_RE.match(str(value))

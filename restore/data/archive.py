@@ -46,6 +46,7 @@ import numpy as np
 
 from restore import __version__
 from restore.data.images import check_image_array
+from restore.messages import one_line
 
 FORMAT = "restore-archive"
 FORMAT_VERSION = 1
@@ -71,10 +72,6 @@ RESERVED_ATTRS = frozenset(
 
 class ArchiveError(ValueError):
     """An archive that cannot be opened, read or written as asked; ``str()`` is one line."""
-
-
-def _one_line(text: object) -> str:
-    return " ".join(str(text).split())
 
 
 # --------------------------------------------------------------------------------------------
@@ -214,7 +211,7 @@ class Archive:
             try:
                 array = self._group["images"][self._names[key]]
             except Exception as error:
-                raise ArchiveError(f"{self.path}: the array of image {key!r} cannot be opened ({_one_line(error)})") from None
+                raise ArchiveError(f"{self.path}: the array of image {key!r} cannot be opened ({one_line(error)})") from None
             _check_image_array_meta(self.path, f"images/{self._names[key]}", array.shape, array.dtype, 3)
             self._arrays[key] = array
         return array
@@ -285,7 +282,7 @@ class Archive:
         except ArchiveError:
             raise
         except Exception as error:
-            raise ArchiveError(f"{self.path}: image {key!r} cannot be read ({_one_line(error)})") from None
+            raise ArchiveError(f"{self.path}: image {key!r} cannot be read ({one_line(error)})") from None
 
 
 def _check_image_array_meta(path: Path, name: str, shape: tuple, dtype: Any, ndim: int) -> None:
@@ -334,7 +331,7 @@ def open_archive(path: str | os.PathLike) -> Archive:
     try:
         group = zarr.open_group(LocalStore(path, read_only=True), mode="r")
     except Exception as error:
-        raise ArchiveError(f"{path}: not a zarr group ({_one_line(error)})") from None
+        raise ArchiveError(f"{path}: not a zarr group ({one_line(error)})") from None
     attrs = dict(group.attrs)
     if "images" not in group:
         raise ArchiveError(f"{path}: not an image archive (no 'images' array or group)")

@@ -59,6 +59,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from restore.data.masks import resize_nearest
+
 #: Every mask kind, in the order the CLI lists them.
 MASK_KINDS: tuple[str, ...] = (
     "center",
@@ -545,15 +547,6 @@ def _read_nvidia_png(path: Path) -> np.ndarray:
     return image > 127
 
 
-def _resize_nearest(mask: np.ndarray, height: int, width: int) -> np.ndarray:
-    if mask.shape == (height, width):
-        return mask
-    resized = cv2.resize(
-        mask.view(np.uint8), (width, height), interpolation=cv2.INTER_NEAREST_EXACT
-    )
-    return resized.astype(bool)
-
-
 def _nvidia(
     height: int,
     width: int,
@@ -568,9 +561,7 @@ def _nvidia(
     root = Path(nvidia_dir)
     files, ratios = nvidia_index(root)
     if ratio is None:
-        return _resize_nearest(
-            _read_nvidia_png(files[int(rng.integers(len(files)))]), height, width
-        )
+        return resize_nearest(_read_nvidia_png(files[int(rng.integers(len(files)))]), (height, width))
     lo, hi = ratio
     candidates = np.flatnonzero((ratios >= lo) & (ratios <= hi))
     if candidates.size == 0:
@@ -579,7 +570,7 @@ def _nvidia(
             f"(the set spans {ratios.min():.3f}-{ratios.max():.3f})"
         )
     for index in rng.permutation(candidates)[:MAX_ATTEMPTS]:
-        mask = _resize_nearest(_read_nvidia_png(files[index]), height, width)
+        mask = resize_nearest(_read_nvidia_png(files[index]), (height, width))
         if lo <= hole_ratio(mask) <= hi:
             return mask
     raise MaskRatioError(

@@ -34,13 +34,14 @@ import logging
 import os
 import unicodedata
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from restore.data.images import IMAGE_EXTENSIONS
+from restore.messages import preview
 
 LOGGER = logging.getLogger(__name__)
 
@@ -48,7 +49,6 @@ LOGGER = logging.getLogger(__name__)
 MASK_SUFFIXES: tuple[str, ...] = IMAGE_EXTENSIONS
 
 _TIFF_SUFFIXES = (".tif", ".tiff")
-_PREVIEW = 8  # keys named in a "missing" message
 
 
 class MaskError(ValueError):
@@ -228,11 +228,6 @@ def _nfc(text: str) -> str:
     return unicodedata.normalize("NFC", text)
 
 
-def _preview(keys: Sequence[str]) -> str:
-    shown = ", ".join(repr(key) for key in keys[:_PREVIEW])
-    return shown + (f" and {len(keys) - _PREVIEW} more" if len(keys) > _PREVIEW else "")
-
-
 # --------------------------------------------------------------------------- sources
 
 
@@ -334,7 +329,7 @@ class MaskSource(ABC):
         absent = self.missing(keys)
         if absent:
             raise MaskError(
-                f"no mask for {len(absent)} of {len(keys)} key(s) in {self._describe_source()}: {_preview(absent)}"
+                f"no mask for {len(absent)} of {len(keys)} key(s) in {self._describe_source()}: {preview(absent)}"
             )
         for key in keys:
             if key not in shapes:

@@ -92,7 +92,8 @@ def restore_images(
         inpainter: any :class:`~restore.models.base.Inpainter`.
         images: archive pixels (uint8/uint16; C in {1, 3, 4}), all of one (H, W).
         holes: one mask per image, True = hole.
-        strategy: ``"subsample"`` or ``"tile"``.
+        strategy: ``"subsample"``, ``"tile"`` or ``"whole"`` (one call on the full image, for
+            methods that work at any size).
         batch_size: model inputs per ``inpaint`` call.
 
     Returns:

@@ -37,7 +37,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
-import os
 import socket
 import threading
 import time
@@ -50,6 +49,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from restore.hardware import usable_cores
+from restore.messages import one_line, preview
 from restore.pipelines.restoration import STRATEGIES, pieces_per_image, restore_images
 
 if TYPE_CHECKING:
@@ -73,7 +74,6 @@ ABORT_AFTER_FAILURES = 3
 #: Bytes of restored images allowed in flight (computed, not yet written) beyond one per slot.
 IN_FLIGHT_BYTES = 512 * 2**20
 #: Keys named in one-line messages.
-PREVIEW = 8
 
 
 class BatchError(RuntimeError):
@@ -93,20 +93,9 @@ class PlanError(ValueError):
         self.option = option
 
 
-def one_line(text: object) -> str:
-    """``text`` with all whitespace runs collapsed (messages are one line)."""
-    return " ".join(str(text).split())
-
-
 def shorten(text: str, limit: int = 400) -> str:
     """``text`` cut to ``limit`` characters (errors from libraries can be paragraphs)."""
     return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def preview(keys: Sequence[str], limit: int = PREVIEW) -> str:
-    """``'a', 'b' and 3 more`` for messages."""
-    shown = ", ".join(repr(key) for key in keys[:limit])
-    return shown + (f" and {len(keys) - limit} more" if len(keys) > limit else "")
 
 
 # --------------------------------------------------------------------------------------------
@@ -652,7 +641,7 @@ def default_workers_threads(workers: int | None, threads: int | None) -> tuple[i
     0.6 GiB in its worker and 1.2 GiB in the writing client); several single-threaded
     workers are faster on many small images (see ``benchmarks/batch.py``).
     """
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    cores = usable_cores()
     workers = workers or 1
     threads = threads or max(1, cores // workers)
     return workers, threads
