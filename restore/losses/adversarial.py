@@ -1,4 +1,4 @@
-"""Adversarial losses: relativistic-average LSGAN, hinge, least squares.
+"""Adversarial losses: relativistic-average LSGAN (CSA).
 
 Each ``*_discriminator_loss`` takes critic outputs on real and fake samples
 (any shape, e.g. patch logits (B, 1, h, w)) and returns a scalar; each
@@ -22,23 +22,3 @@ def ralsgan_discriminator_loss(real: Tensor, fake: Tensor) -> Tensor:
 def ralsgan_generator_loss(real: Tensor, fake: Tensor) -> Tensor:
     """Relativistic-average LSGAN, generator side: the labels of the two terms swap."""
     return ((fake - real.mean() - 1.0) ** 2).mean() + ((real - fake.mean() + 1.0) ** 2).mean()
-
-
-def hinge_discriminator_loss(real: Tensor, fake: Tensor) -> Tensor:
-    """Hinge loss: ``E[relu(1 - C(r))] + E[relu(1 + C(f))]``."""
-    return (1.0 - real).relu().mean() + (1.0 + fake).relu().mean()
-
-
-def hinge_generator_loss(fake: Tensor) -> Tensor:
-    """Hinge loss, generator side: ``-E[C(f)]``."""
-    return -fake.mean()
-
-
-def lsgan_discriminator_loss(real: Tensor, fake: Tensor) -> Tensor:
-    """Least-squares GAN: ``E[(C(r) - 1)²] + E[C(f)²]``, halved."""
-    return 0.5 * (((real - 1.0) ** 2).mean() + (fake**2).mean())
-
-
-def lsgan_generator_loss(fake: Tensor) -> Tensor:
-    """Least-squares GAN, generator side: ``E[(C(f) - 1)²]``, halved."""
-    return 0.5 * ((fake - 1.0) ** 2).mean()
