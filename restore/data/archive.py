@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import datetime
 import hashlib
+import itertools
 import os
 import shutil
 from collections import Counter
@@ -300,6 +301,12 @@ def _group_keys_from_members(images: Any) -> dict[str, str]:
     return {name: name for name, node in images.members(max_depth=None) if isinstance(node, zarr.Array)}
 
 
+def _holds_images(folder: Path) -> bool:
+    from restore.data.images import IMAGE_EXTENSIONS
+
+    return any(entry.suffix.lower() in IMAGE_EXTENSIONS for entry in itertools.islice(folder.iterdir(), 1000))
+
+
 def open_archive(path: str | os.PathLike) -> Archive:
     """Open an archive for reading and check its structure (not its pixels).
 
@@ -327,6 +334,8 @@ def open_archive(path: str | os.PathLike) -> Archive:
         raise ArchiveError(f"{path}: not an archive (a file, not a zarr folder)")
     if not (path / "zarr.json").is_file():
         hint = " (a zarr v2 store; restore reads zarr v3)" if (path / ".zgroup").is_file() else ""
+        if not hint and _holds_images(path):
+            hint = f" (a folder of images: make an archive first with `restore ingest {path} {path.name}.zarr`)"
         raise ArchiveError(f"{path}: not a zarr v3 archive (no zarr.json){hint}")
     try:
         group = zarr.open_group(LocalStore(path, read_only=True), mode="r")

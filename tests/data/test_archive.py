@@ -182,6 +182,8 @@ def test_open_errors(tmp_path: Path) -> None:
     assert_archive_error(tmp_path / "file.zarr", "not an archive")
     (tmp_path / "plain").mkdir()
     assert_archive_error(tmp_path / "plain", "no zarr.json")
+    (tmp_path / "plain" / "IMG_1.JPG").write_bytes(b"photo")
+    assert_archive_error(tmp_path / "plain", "a folder of images: make an archive first with `restore ingest")
     zarr.open_group(tmp_path / "noimages.zarr", mode="w")
     assert_archive_error(tmp_path / "noimages.zarr", "no 'images'")
 
