@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from restore.cli.options import device_option
+
+if TYPE_CHECKING:
+    from restore.training.distributed import Ranks
 
 #: method -> (config class, trainer class), as "module:attribute".
 TRAINERS: dict[str, tuple[str, str]] = {
@@ -159,11 +164,12 @@ def _held_out(names: list[str], photos: list, count: int, seed: int):
 @click.option("--keep-every", default=5000, show_default=True, type=click.IntRange(min=0), help="Also keep step-NNNNNN.pt every this many steps (0: never).")
 @click.option("--sample-every", default=500, show_default=True, type=click.IntRange(min=0))
 @click.option("--eval-every", default=1000, show_default=True, type=click.IntRange(min=0), help="Held-out learning curve every this many steps (0: never).")
+@click.option("--nprocs", default=1, show_default=True, type=click.IntRange(min=1), help="Data-parallel processes on this machine (one per GPU; --batch-size is per process). torchrun works too.")
 @click.pass_context
 def train(ctx: click.Context, method: str, data: Path, out: Path, size: int, iters: int, batch_size: int, mask_kinds: str, resume: bool, init_path: Path | None,
           device: str, bf16: str, threads: int | None, vgg_weights: str | None, config_file: Path | None,
           settings: tuple[str, ...], seed: int, holdout: int, warmup: int, lr_decay_from: int | None, checkpoint_every: int,
-          keep_every: int, sample_every: int, eval_every: int) -> None:
+          keep_every: int, sample_every: int, eval_every: int, nprocs: int) -> None:
     """Train METHOD on the photos in --data, writing checkpoints to --out.
 
     The run is resumable: --resume continues from OUT/last.pt with its step count,
@@ -173,15 +179,13 @@ def train(ctx: click.Context, method: str, data: Path, out: Path, size: int, ite
     is never overwritten. --init starts a new run from a checkpoint's generator
     (the shipped one included): its configuration, a fresh optimiser, and the steps
     it had counted towards the total recorded in the new checkpoints.
-    """
-    import torch
 
+    --nprocs N trains data-parallel in N processes (gloo on CPUs, NCCL on GPUs, one GPU
+    each); every process takes its own --batch-size samples of each step, so N processes
+    follow the run one process would make with N times the batch.
+    """
     from restore.cli import verbosity
     from restore.cli.options import resolve_bf16, resolve_device
-    from restore.data.datasets import TrainingBatches, load_images
-    from restore.models.registry import file_digest
-    from restore.nn.vgg import VGGWeightsError
-    from restore.training.loop import LoopOptions, fit
 
     start, initial = _starting_points(method, out, resume, init_path)
     if start is not None:
@@ -190,50 +194,165 @@ def train(ctx: click.Context, method: str, data: Path, out: Path, size: int, ite
         run = _resumed_settings(ctx, start, given)
         size, batch_size, mask_kinds, seed, holdout = run["size"], run["batch_size"], run["mask_kinds"], run["seed"], run["holdout"]
         iters, warmup, lr_decay_from = run["iters"], run["warmup"], run["lr_decay_from"]
+        vgg_weights = vgg_weights or start["metadata"].get("vgg_weights")
     kinds = _parse_kinds(mask_kinds)
     device = resolve_device(device)
-    use_bf16 = resolve_bf16(bf16, device)
-    if threads:
-        torch.set_num_threads(threads)
-    config_target, trainer_target = TRAINERS[method]
-    config = _configuration(_load(config_target), start, initial, settings, config_file)
-    if start is not None:
-        vgg_weights = vgg_weights or start["metadata"].get("vgg_weights")
+    config = _configuration(_load(TRAINERS[method][0]), start, initial, settings, config_file)
     if size % config.multiple:
         raise click.BadParameter(f"must be a multiple of {config.multiple} (2**depth), got {size}", param_hint="'--size'")
-    try:
-        trainer = _load(trainer_target)(config, device=device, vgg_weights=vgg_weights, bf16=use_bf16)
-    except VGGWeightsError as error:
-        raise click.ClickException(f"{error} (or disable the VGG losses: --set consistency_weight=0 --set feature_discriminator=false)") from None
-
-    extra: dict = {"data": str(data), "base_steps": int(start["metadata"].get("base_steps", 0)) if start else 0}
-    if initial is not None:
-        try:
-            trainer.start_from(initial["models"]["generator"])
-        except RuntimeError as error:
-            raise click.BadParameter(f"{init_path} does not fit this configuration ({str(error).splitlines()[0]})", param_hint="'--init'") from None
-        extra["base_steps"] = int(initial["step"]) + int(initial.get("metadata", {}).get("base_steps", 0))
-        extra["init_from"] = {"path": str(init_path), "digest": file_digest(init_path), "step": int(initial["step"])}
-    elif start is not None and "init_from" in start["metadata"]:
-        extra["init_from"] = start["metadata"]["init_from"]
-
-    names, photos = load_images(data)
-    train_idx, held_idx, held = _held_out(names, photos, holdout, seed)
-    extra.update(train_images=len(train_idx), held_out=[names[i] for i in held_idx], holdout=holdout)
-    if start is not None and start["metadata"].get("held_out") not in (None, extra["held_out"]):
-        raise click.BadParameter(f"{data} does not hold the resumed run's photos (its held-out set differs)", param_hint="'--data'")
-    batches = TrainingBatches([photos[i] for i in train_idx], size=size, batch_size=batch_size, mask_kinds=kinds, seed=seed)
-    options = LoopOptions(
-        out=out, iters=iters, lr=config.lr, batch_size=batch_size, size=size, mask_kinds=kinds, seed=seed,
-        warmup=warmup, lr_decay_from=lr_decay_from, checkpoint_every=checkpoint_every, keep_every=keep_every,
-        sample_every=sample_every, eval_every=eval_every, progress=verbosity() >= 0,
+    job = TrainJob(
+        method=method, data=data, out=out, init_path=init_path, config=config.to_dict(), size=size, iters=iters,
+        batch_size=batch_size, kinds=kinds, seed=seed, holdout=holdout, warmup=warmup, lr_decay_from=lr_decay_from,
+        device=device, bf16=resolve_bf16(bf16, device), threads=threads, vgg_weights=vgg_weights,
+        checkpoint_every=checkpoint_every, keep_every=keep_every, sample_every=sample_every, eval_every=eval_every,
+        verbosity=verbosity(),
     )
-    if verbosity() >= 0:
-        params = sum(p.numel() for p in trainer.generator.parameters())
-        click.echo(
-            f"training {method} on {len(train_idx)} photos ({len(held_idx)} held out), generator {params / 1e6:.2f} M parameters, "
-            f"device {device}{' bf16' if use_bf16 else ''}, from step {start['step'] if start else 0} to {iters}",
-            err=True,
+    if nprocs > 1:
+        _spawn(job, nprocs)
+    else:
+        from restore.training.distributed import ranks_from_environment
+
+        try:
+            ranks = ranks_from_environment()
+        except RuntimeError as error:
+            raise click.ClickException(str(error)) from None
+        _train_process(job, ranks, start, initial)
+
+
+@dataclass(frozen=True)
+class TrainJob:
+    """A training run as resolved and checked from the command line (picklable, for every rank)."""
+
+    method: str
+    data: Path
+    out: Path
+    init_path: Path | None
+    config: dict
+    size: int
+    iters: int
+    batch_size: int
+    kinds: tuple[str, ...]
+    seed: int
+    holdout: int
+    warmup: int
+    lr_decay_from: int | None
+    device: str
+    bf16: bool
+    threads: int | None
+    vgg_weights: str | None
+    checkpoint_every: int
+    keep_every: int
+    sample_every: int
+    eval_every: int
+    verbosity: int
+
+
+def _train_process(job: TrainJob, ranks: Ranks, start: dict | None = None, initial: dict | None = None) -> None:
+    """Train as one process of ``ranks`` (rank 0 of 1 without data parallelism)."""
+    import torch
+
+    from restore.data.datasets import TrainingBatches, load_images
+    from restore.models.registry import file_digest
+    from restore.nn.vgg import VGGWeightsError
+    from restore.training import distributed
+    from restore.training.loop import LoopOptions, existing_run, fit
+
+    if job.threads:
+        torch.set_num_threads(job.threads)
+    if ranks.distributed and start is None and initial is None:  # a spawned rank reads the checkpoints itself
+        start = existing_run(job.out)
+        initial = _load_checkpoint(job.init_path)
+    device = distributed.rank_device(job.device, ranks)
+    config_target, trainer_target = TRAINERS[job.method]
+    config = _load(config_target).from_dict(job.config)
+    distributed.start(ranks, device)
+    torch.manual_seed(job.seed)  # the initial weights (a resumed run restores its RNG state)
+    try:
+        try:
+            trainer = _load(trainer_target)(config, device=device, vgg_weights=job.vgg_weights, bf16=job.bf16)
+        except VGGWeightsError as error:
+            raise click.ClickException(f"{error} (or disable the VGG losses: --set consistency_weight=0 --set feature_discriminator=false)") from None
+
+        extra: dict = {"data": str(job.data), "base_steps": int(start["metadata"].get("base_steps", 0)) if start else 0}
+        if initial is not None:
+            try:
+                trainer.start_from(initial["models"]["generator"])
+            except RuntimeError as error:
+                raise click.BadParameter(f"{job.init_path} does not fit this configuration ({str(error).splitlines()[0]})", param_hint="'--init'") from None
+            extra["base_steps"] = int(initial["step"]) + int(initial.get("metadata", {}).get("base_steps", 0))
+            extra["init_from"] = {"path": str(job.init_path), "digest": file_digest(job.init_path), "step": int(initial["step"])}
+        elif start is not None and "init_from" in start["metadata"]:
+            extra["init_from"] = start["metadata"]["init_from"]
+
+        names, photos = load_images(job.data)
+        train_idx, held_idx, held = _held_out(names, photos, job.holdout, job.seed)
+        extra.update(train_images=len(train_idx), held_out=[names[i] for i in held_idx], holdout=job.holdout, processes=ranks.world_size)
+        if start is not None and start["metadata"].get("held_out") not in (None, extra["held_out"]):
+            raise click.BadParameter(f"{job.data} does not hold the resumed run's photos (its held-out set differs)", param_hint="'--data'")
+        batches = TrainingBatches([photos[i] for i in train_idx], size=job.size, batch_size=job.batch_size, mask_kinds=job.kinds,
+                                  seed=job.seed, rank=ranks.rank, world_size=ranks.world_size)
+        options = LoopOptions(
+            out=job.out, iters=job.iters, lr=config.lr, batch_size=job.batch_size, size=job.size, mask_kinds=job.kinds, seed=job.seed,
+            warmup=job.warmup, lr_decay_from=job.lr_decay_from, checkpoint_every=job.checkpoint_every, keep_every=job.keep_every,
+            sample_every=job.sample_every, eval_every=job.eval_every, progress=job.verbosity >= 0,
         )
-    step = fit(trainer, batches, options, held, start=start, extra_metadata=extra)
-    click.echo(f"{out / 'last.pt'} at step {step}")
+        if job.verbosity >= 0 and ranks.is_main:
+            params = sum(p.numel() for p in trainer.generator.parameters())
+            processes = f" x {ranks.world_size} processes" if ranks.distributed else ""
+            click.echo(
+                f"training {job.method} on {len(train_idx)} photos ({len(held_idx)} held out), generator {params / 1e6:.2f} M parameters, "
+                f"device {job.device}{' bf16' if job.bf16 else ''}, batch {job.batch_size}{processes}, "
+                f"from step {start['step'] if start else 0} to {job.iters}",
+                err=True,
+            )
+        step = fit(trainer, batches, options, held, start=start, extra_metadata=extra, ranks=ranks)
+    finally:
+        distributed.finish()
+    if ranks.is_main:
+        click.echo(f"{job.out / 'last.pt'} at step {step}")
+
+
+def _load_checkpoint(path: Path | None) -> dict | None:
+    from restore.training.checkpoint import load_checkpoint
+
+    return load_checkpoint(path) if path is not None else None
+
+
+def _spawn(job: TrainJob, nprocs: int) -> None:
+    """Run ``job`` in ``nprocs`` local processes; a rank that fails ends them all."""
+    import os
+    import socket
+
+    import torch.multiprocessing as mp
+
+    from restore.hardware import usable_cores
+
+    if "WORLD_SIZE" in os.environ:
+        raise click.UsageError("--nprocs starts its own processes; under torchrun leave it out")
+    if str(job.device).startswith("cuda"):
+        import torch
+
+        if torch.cuda.device_count() < nprocs:
+            raise click.BadParameter(f"{nprocs} processes need {nprocs} GPUs, this machine has {torch.cuda.device_count()}", param_hint="'--nprocs'")
+    elif job.threads is None:
+        job = replace(job, threads=max(1, usable_cores() // nprocs))
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    try:
+        mp.spawn(_rank_main, args=(nprocs, port, job), nprocs=nprocs, join=True)
+    except mp.ProcessRaisedException as error:
+        lines = [line for line in str(error).splitlines() if line.strip()]
+        raise click.ClickException(f"a training process failed: {lines[-1].strip() if lines else error}") from None
+    except mp.ProcessExitedException as error:
+        raise click.ClickException(f"a training process died: {error}") from None
+
+
+def _rank_main(local_rank: int, world_size: int, port: int, job: TrainJob) -> None:
+    """Entry point of one process started by ``--nprocs``."""
+    import os
+
+    from restore.training.distributed import Ranks
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(local_rank), WORLD_SIZE=str(world_size), LOCAL_RANK=str(local_rank))
+    _train_process(job, Ranks(rank=local_rank, world_size=world_size, local_rank=local_rank))

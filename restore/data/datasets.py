@@ -133,7 +133,10 @@ class TrainingBatches:
         size: crop side.
         batch_size: images per batch.
         mask_kinds: generator kinds to draw masks from (:func:`random_training_mask`).
-        seed: with the step, determines every batch.
+        seed: with the step and the sample's index, determines every sample.
+        rank, world_size: this process's shard of data-parallel training: a step's batch is
+            ``batch_size * world_size`` samples and this rank takes samples
+            ``rank * batch_size`` to ``(rank + 1) * batch_size - 1`` of it.
     """
 
     images: list[np.ndarray]
@@ -141,10 +144,14 @@ class TrainingBatches:
     batch_size: int
     mask_kinds: Sequence[str] = DEFAULT_TRAINING_MASKS
     seed: int = 0
+    rank: int = 0
+    world_size: int = 1
 
     def __post_init__(self) -> None:
         if not self.images:
             raise ValueError("no training images")
+        if not 0 <= self.rank < self.world_size:
+            raise ValueError(f"rank {self.rank} is outside world size {self.world_size}")
         from restore.data.mask_generators import random_training_mask
 
         random_training_mask(self.mask_kinds, 8, 8, np.random.default_rng(0))  # validates the kinds early
@@ -157,9 +164,10 @@ class TrainingBatches:
         """
         from restore.data.mask_generators import random_training_mask
 
-        rng = np.random.default_rng([self.seed, step])
         crops, holes = [], []
-        for _ in range(self.batch_size):
+        first = self.rank * self.batch_size
+        for index in range(first, first + self.batch_size):
+            rng = np.random.default_rng([self.seed, step, index])
             photo = self.images[int(rng.integers(len(self.images)))]
             crops.append(random_resized_crop(rng, photo, self.size))
             holes.append(random_training_mask(self.mask_kinds, self.size, self.size, rng))

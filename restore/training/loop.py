@@ -16,7 +16,7 @@ import logging
 import platform
 import signal
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -28,7 +28,9 @@ from torch import Tensor, nn
 from restore import __version__
 from restore.data.datasets import DEFAULT_TRAINING_MASKS, TrainingBatches
 from restore.models.base import Inpainter
+from restore.training import distributed
 from restore.training.checkpoint import load_checkpoint, save_checkpoint
+from restore.training.distributed import Ranks
 
 log = logging.getLogger(__name__)
 LAST = "last.pt"
@@ -46,6 +48,8 @@ class Trainer(Protocol):
     def set_lr(self, lr: float) -> None: ...
     def inpainter(self) -> Inpainter: ...
     def train_step(self, images: Tensor, masks: Tensor) -> dict[str, float]: ...
+
+    gradient_sync: Callable[[Iterable[Tensor]], None] | None
 
 
 @dataclass(frozen=True)
@@ -198,6 +202,7 @@ def fit(
     held: HeldOut | None = None,
     start: dict[str, Any] | None = None,
     extra_metadata: dict[str, Any] | None = None,
+    ranks: Ranks | None = None,
 ) -> int:
     """Train until ``options.iters`` (or a SIGINT/SIGTERM), checkpointing as it goes.
 
@@ -208,6 +213,8 @@ def fit(
         held: held-out photos for samples and the learning curve (None: neither).
         start: a checkpoint to resume from (its step, weights, optimisers, RNG).
         extra_metadata: recorded in every checkpoint (data source, …).
+        ranks: this process's place in a data-parallel run (joined already; None: a single
+            process); ``batches`` must be this rank's shard. Rank 0 alone writes files.
 
     Returns:
         The step count reached.
@@ -215,12 +222,20 @@ def fit(
     from restore.evaluation import evaluate
 
     out = Path(options.out)
-    out.mkdir(parents=True, exist_ok=True)
+    ranks = ranks or Ranks()
+    main = ranks.is_main
+    if main:
+        out.mkdir(parents=True, exist_ok=True)
     step, seconds = 0, 0.0
     if start is not None:
         restore_state(trainer, start)
         step = int(start["step"])
         seconds = float(start.get("metadata", {}).get("train_seconds", 0.0))
+    if ranks.distributed:
+        distributed.broadcast_modules(trainer.modules().values())
+        trainer.gradient_sync = lambda parameters: distributed.average_gradients(parameters, ranks.world_size)
+    sync_device = str(next(trainer.modules()["generator"].parameters()).device)
+    held = held if main else None
     extra = dict(extra_metadata or {})
     stop = {"signal": None}
 
@@ -229,7 +244,7 @@ def fit(
 
     previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     progress = None
-    if options.progress:
+    if options.progress and main:
         from tqdm import tqdm
 
         progress = tqdm(total=options.iters, initial=step, desc=f"train {trainer.name}", unit="step", dynamic_ncols=True)
@@ -238,8 +253,12 @@ def fit(
     healthy = True
     if held is not None and held.mask_sets:
         _write_baselines(held, out / "curve-baselines.json", options.batch_size)
+    def stopping() -> bool:
+        requested = stop["signal"] is not None
+        return distributed.any_rank(requested, sync_device) if ranks.distributed else requested
+
     try:
-        while step < options.iters and stop["signal"] is None:
+        while step < options.iters and not stopping():
             trainer.set_lr(options.lr_at(step))
             images, masks = batches.batch(step)
             began = time.perf_counter()
@@ -254,6 +273,8 @@ def fit(
             if progress is not None:
                 progress.update(1)
                 progress.set_postfix({k: f"{v:.4f}" for k, v in averages.items()}, refresh=False)
+            if not main:
+                continue
             if step % options.log_every == 0:
                 with open(out / "log.jsonl", "a") as handle:
                     handle.write(json.dumps({"step": step, "seconds": round(seconds, 1), "lr": options.lr_at(step - 1), **losses}) + "\n")
@@ -270,7 +291,7 @@ def fit(
                     handle.write(json.dumps({"step": step, "train_seconds": round(seconds, 1), "metrics": curve}) + "\n")
                 log.info("step %d held-out PSNR %s", step, {k: round(v["psnr"], 2) for k, v in curve.items()})
     finally:
-        if healthy and step != last_saved:
+        if main and healthy and step != last_saved:
             save_checkpoint(_state(trainer, step, options, extra, seconds), out / LAST)
         if progress is not None:
             progress.close()

@@ -9,6 +9,7 @@ patch discriminator and the VGG feature-patch discriminator.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import torch
@@ -74,6 +75,9 @@ class CSATrainer:
         self.g_optimizer = torch.optim.Adam(g_params, lr=config.lr, betas=betas)
         d_params = [p for m in (self.discriminator, self.feature_discriminator) if m is not None for p in m.parameters()]
         self.d_optimizer = torch.optim.Adam(d_params, lr=config.lr, betas=betas) if d_params else None
+        #: Called with an optimiser's parameters after each backward pass, before its step
+        #: (data-parallel training averages the gradients over the ranks there).
+        self.gradient_sync: Callable[[Iterable[Tensor]], None] | None = None
 
     # -- what the loop checkpoints --------------------------------------------------------
     def modules(self) -> dict[str, nn.Module]:
@@ -159,11 +163,16 @@ class CSATrainer:
             losses["adversarial"] = float(adversarial.detach())
         self.g_optimizer.zero_grad(set_to_none=True)
         total.backward()
-        self.g_optimizer.step()
+        self._step(self.g_optimizer)
         if self.generator_ema is not None:
             self.generator_ema.update(self.generator)
         losses["total"] = float(total.detach())
         return losses
+
+    def _step(self, optimizer: torch.optim.Optimizer) -> None:
+        if self.gradient_sync is not None:
+            self.gradient_sync(p for group in optimizer.param_groups for p in group["params"])
+        optimizer.step()
 
     def _consistency(self, out: dict[str, Tensor], vgg_real: Tensor) -> Tensor:
         csa, twin = out["csa"].float(), out["csa_decoder"].float()
@@ -185,7 +194,7 @@ class CSATrainer:
                 )
         self.d_optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        self.d_optimizer.step()
+        self._step(self.d_optimizer)
         return {"discriminator": float(loss.detach())}
 
     def _generator_adversarial(self, images: Tensor, inpainted: Tensor) -> Tensor:
