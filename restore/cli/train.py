@@ -164,12 +164,13 @@ def _held_out(names: list[str], photos: list, count: int, seed: int):
 @click.option("--keep-every", default=5000, show_default=True, type=click.IntRange(min=0), help="Also keep step-NNNNNN.pt every this many steps (0: never).")
 @click.option("--sample-every", default=500, show_default=True, type=click.IntRange(min=0))
 @click.option("--eval-every", default=1000, show_default=True, type=click.IntRange(min=0), help="Held-out learning curve every this many steps (0: never).")
-@click.option("--nprocs", default=1, show_default=True, type=click.IntRange(min=1), help="Data-parallel processes on this machine (one per GPU; --batch-size is per process). torchrun works too.")
+@click.option("--nprocs", default=1, show_default=True, type=click.IntRange(min=1), help="Data-parallel processes (one per GPU; --batch-size is per process): on this machine, or on --scheduler's workers. torchrun works too.")
+@click.option("--scheduler", default=None, metavar="ADDRESS", help="Run the --nprocs ranks on the workers of this Dask scheduler, one per worker (paths must be shared).")
 @click.pass_context
 def train(ctx: click.Context, method: str, data: Path, out: Path, size: int, iters: int, batch_size: int, mask_kinds: str, resume: bool, init_path: Path | None,
           device: str, bf16: str, threads: int | None, vgg_weights: str | None, config_file: Path | None,
           settings: tuple[str, ...], seed: int, holdout: int, warmup: int, lr_decay_from: int | None, checkpoint_every: int,
-          keep_every: int, sample_every: int, eval_every: int, nprocs: int) -> None:
+          keep_every: int, sample_every: int, eval_every: int, nprocs: int, scheduler: str | None) -> None:
     """Train METHOD on the photos in --data, writing checkpoints to --out.
 
     The run is resumable: --resume continues from OUT/last.pt with its step count,
@@ -182,7 +183,8 @@ def train(ctx: click.Context, method: str, data: Path, out: Path, size: int, ite
 
     --nprocs N trains data-parallel in N processes (gloo on CPUs, NCCL on GPUs, one GPU
     each); every process takes its own --batch-size samples of each step, so N processes
-    follow the run one process would make with N times the batch.
+    follow the run one process would make with N times the batch. With --scheduler the
+    processes are N workers of that Dask cluster.
     """
     from restore.cli import verbosity
     from restore.cli.options import resolve_bf16, resolve_device
@@ -207,7 +209,9 @@ def train(ctx: click.Context, method: str, data: Path, out: Path, size: int, ite
         checkpoint_every=checkpoint_every, keep_every=keep_every, sample_every=sample_every, eval_every=eval_every,
         verbosity=verbosity(),
     )
-    if nprocs > 1:
+    if scheduler is not None:
+        _on_dask(job, scheduler, nprocs)
+    elif nprocs > 1:
         _spawn(job, nprocs)
     else:
         from restore.training.distributed import ranks_from_environment
@@ -247,7 +251,8 @@ class TrainJob:
     verbosity: int
 
 
-def _train_process(job: TrainJob, ranks: Ranks, start: dict | None = None, initial: dict | None = None) -> None:
+def _train_process(job: TrainJob, ranks: Ranks, start: dict | None = None, initial: dict | None = None,
+                   init_method: str | None = None) -> None:
     """Train as one process of ``ranks`` (rank 0 of 1 without data parallelism)."""
     import torch
 
@@ -259,13 +264,13 @@ def _train_process(job: TrainJob, ranks: Ranks, start: dict | None = None, initi
 
     if job.threads:
         torch.set_num_threads(job.threads)
-    if ranks.distributed and start is None and initial is None:  # a spawned rank reads the checkpoints itself
+    if start is None and initial is None:  # a rank in another process reads the checkpoints itself (before any rank trains)
         start = existing_run(job.out)
-        initial = _load_checkpoint(job.init_path)
+        initial = _load_checkpoint(job.init_path) if start is None else None
     device = distributed.rank_device(job.device, ranks)
     config_target, trainer_target = TRAINERS[job.method]
     config = _load(config_target).from_dict(job.config)
-    distributed.start(ranks, device)
+    distributed.start(ranks, device, init_method=init_method)
     torch.manual_seed(job.seed)  # the initial weights (a resumed run restores its RNG state)
     try:
         try:
@@ -356,3 +361,32 @@ def _rank_main(local_rank: int, world_size: int, port: int, job: TrainJob) -> No
 
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(local_rank), WORLD_SIZE=str(world_size), LOCAL_RANK=str(local_rank))
     _train_process(job, Ranks(rank=local_rank, world_size=world_size, local_rank=local_rank))
+
+
+def _on_dask(job: TrainJob, scheduler: str, nprocs: int) -> None:
+    """Run the ranks on a Dask cluster's workers."""
+    from restore.pipelines.tiled_inference import BatchError, PlanError, parse_scheduler_address
+    from restore.training.dask_ranks import TrainLaunchError, run_ranks
+
+    try:
+        parse_scheduler_address(scheduler)
+    except PlanError as error:
+        raise click.BadParameter(str(error), param_hint="'--scheduler'") from None
+    from restore.training.loop import existing_run
+
+    shared = replace(job, data=job.data.resolve(), out=job.out.resolve(), init_path=job.init_path.resolve() if job.init_path else None)
+    if job.verbosity >= 0:
+        click.echo(f"training on {nprocs} worker(s) of {scheduler}; progress in {shared.out / 'log.jsonl'}", err=True)
+    try:
+        run_ranks(_dask_rank, shared, scheduler, nprocs)
+    except (BatchError, TrainLaunchError) as error:
+        raise click.ClickException(str(error)) from None
+    last = existing_run(job.out)
+    click.echo(f"{job.out / 'last.pt'} at step {last['step'] if last else 0}")
+
+
+def _dask_rank(rank: int, world_size: int, init_method: str, job: TrainJob) -> None:
+    """One rank on a Dask worker (each worker sees its own GPUs from index 0)."""
+    from restore.training.distributed import Ranks
+
+    _train_process(replace(job, verbosity=-1), Ranks(rank=rank, world_size=world_size, local_rank=0), init_method=init_method)

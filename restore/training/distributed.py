@@ -61,14 +61,19 @@ def rank_device(device: str, ranks: Ranks) -> str:
     return f"cuda:{ranks.local_rank}" if str(device).startswith("cuda") and ranks.distributed else str(device)
 
 
-def start(ranks: Ranks, device: str, timeout_s: float = TIMEOUT_S) -> None:
-    """Join the process group (NCCL on GPUs, gloo on CPUs); nothing to do for one process."""
+def start(ranks: Ranks, device: str, timeout_s: float = TIMEOUT_S, init_method: str | None = None) -> None:
+    """Join the process group (NCCL on GPUs, gloo on CPUs); nothing to do for one process.
+
+    Args:
+        init_method: the rendezvous (``tcp://host:port``); None reads ``MASTER_ADDR``/``MASTER_PORT``.
+    """
     if not ranks.distributed or dist.is_initialized():
         return
     if str(device).startswith("cuda"):
         torch.cuda.set_device(torch.device(device))
     backend = "nccl" if str(device).startswith("cuda") else "gloo"
-    dist.init_process_group(backend, rank=ranks.rank, world_size=ranks.world_size, timeout=datetime.timedelta(seconds=timeout_s))
+    dist.init_process_group(backend, init_method=init_method, rank=ranks.rank, world_size=ranks.world_size,
+                            timeout=datetime.timedelta(seconds=timeout_s))
 
 
 def finish() -> None:

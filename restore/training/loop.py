@@ -15,6 +15,7 @@ import json
 import logging
 import platform
 import signal
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -242,7 +243,8 @@ def fit(
     def request_stop(signum, _frame):
         stop["signal"] = signum
 
-    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    in_main_thread = threading.current_thread() is threading.main_thread()  # not so in a Dask worker
+    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)} if in_main_thread else {}
     progress = None
     if options.progress and main:
         from tqdm import tqdm

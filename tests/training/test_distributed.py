@@ -13,6 +13,7 @@ from restore.cli import main
 from restore.data.datasets import TrainingBatches
 from restore.data.images import write_image
 from restore.training.checkpoint import load_checkpoint
+from restore.training.dask_ranks import TrainLaunchError, run_ranks
 from restore.training.distributed import Ranks, ranks_from_environment
 
 #: L1 only: its batch mean is the mean of the ranks' means (the relativistic GAN loss compares
@@ -85,3 +86,30 @@ def test_a_failing_rank_ends_the_run_with_one_line(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["-q", "train", "--method", "csa", "--data", str(empty), "--out", str(tmp_path / "run"),
                                        "--iters", "1", "--nprocs", "2", *TINY])
     assert result.exit_code == 1 and "a training process failed" in result.output and "no images found" in result.output
+
+
+def test_ranks_on_the_workers_of_a_dask_cluster(tmp_path: Path) -> None:
+    """--scheduler puts one rank on each worker; the result is the --nprocs result."""
+    from distributed import LocalCluster
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i, image in enumerate(_photos()):
+        write_image(photos / f"p{i}.png", image)
+    common = ["-q", "train", "--method", "csa", "--data", str(photos), "--iters", "2", "--batch-size", "2", *TINY]
+    local = CliRunner().invoke(main, [*common, "--out", str(tmp_path / "local"), "--nprocs", "2"])
+    assert local.exit_code == 0, local.output
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0", silence_logs=40) as cluster:
+        result = CliRunner().invoke(main, [*common, "--out", str(tmp_path / "dask"), "--nprocs", "2", "--scheduler", cluster.scheduler_address])
+        assert result.exit_code == 0, result.output
+        empty = tmp_path / "empty"
+        empty.mkdir()
+        failing = CliRunner().invoke(main, [*[a if a != str(photos) else str(empty) for a in common], "--out", str(tmp_path / "none"),
+                                            "--nprocs", "2", "--scheduler", cluster.scheduler_address])
+        assert failing.exit_code == 1 and "failed: FileNotFoundError: no images found" in failing.output
+        with pytest.raises(TrainLaunchError, match="3 ranks need 3 workers; the cluster at .* has 2"):
+            run_ranks(print, None, cluster.scheduler_address, 3, timeout=1)
+    ours, theirs = load_checkpoint(tmp_path / "dask" / "last.pt"), load_checkpoint(tmp_path / "local" / "last.pt")
+    assert ours["step"] == 2 and ours["metadata"]["processes"] == 2
+    for key, value in theirs["models"]["generator"].items():
+        torch.testing.assert_close(ours["models"]["generator"][key], value, rtol=1e-5, atol=1e-7, msg=key)

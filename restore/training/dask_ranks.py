@@ -1,0 +1,64 @@
+"""Data-parallel training ranks on the workers of a Dask cluster (``restore train --scheduler``).
+
+One rank per worker (the first ``nprocs`` workers by address); rank 0's worker hosts the
+process group's rendezvous. The run folder and the photos must be at the same paths on
+every worker (a shared file system). When a rank fails, the run ends with its error at
+once; ranks stuck in a collective give up after the process group's timeout.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+#: Seconds to wait for the cluster to have enough workers.
+WORKERS_TIMEOUT = 30.0
+
+
+class TrainLaunchError(RuntimeError):
+    """The ranks could not be placed on the cluster, or one of them failed (one line)."""
+
+
+def free_port() -> int:
+    """A TCP port that is free on this machine now (run on rank 0's worker)."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("", 0))
+        return int(probe.getsockname()[1])
+
+
+def run_ranks(rank_main: Callable[..., Any], job: Any, scheduler: str, nprocs: int, timeout: float = WORKERS_TIMEOUT) -> None:
+    """Run ``rank_main(rank, nprocs, init_method, job)`` for every rank, one per Dask worker.
+
+    Raises:
+        TrainLaunchError: too few workers, or a rank failed.
+        restore.pipelines.tiled_inference.BatchError: the scheduler cannot be reached.
+    """
+    from distributed import as_completed
+    from distributed.comm.addressing import get_address_host
+
+    from restore.messages import one_line
+    from restore.pipelines.tiled_inference import open_client
+
+    with open_client(scheduler, timeout=timeout) as client:
+        try:
+            client.wait_for_workers(nprocs, timeout=timeout)
+        except (TimeoutError, OSError):
+            have = len(client.scheduler_info()["workers"])
+            raise TrainLaunchError(f"{nprocs} ranks need {nprocs} workers; the cluster at {scheduler} has {have}") from None
+        workers = sorted(client.scheduler_info()["workers"])[:nprocs]
+        port = client.run(free_port, workers=[workers[0]])[workers[0]]
+        init_method = f"tcp://{get_address_host(workers[0])}:{port}"
+        run_id = uuid.uuid4().hex[:8]
+        futures = [
+            client.submit(rank_main, rank, nprocs, init_method, job, workers=[worker], allow_other_workers=False, pure=False,
+                          key=f"restore-train-{run_id}-rank-{rank}")
+            for rank, worker in enumerate(workers)
+        ]
+        for future in as_completed(futures, loop=client.loop):
+            if future.status == "error":
+                error = future.exception()
+                client.cancel(futures)
+                raise TrainLaunchError(f"rank {futures.index(future)} failed: {type(error).__name__}: {one_line(error)}")
