@@ -90,7 +90,8 @@ def main(out: Path, count: int, seed: int) -> None:
     from restore.models.registry import METHODS
 
     if out.exists() and any(out.iterdir()):
-        if not (out / DEMO_MARKER).is_file():
+        earlier_demo = (out / DEMO_MARKER).is_file() or all((out / name).exists() for name in ("photos.zarr", "masks", "side_by_side.png"))
+        if not earlier_demo:
             raise click.ClickException(f"{out}: exists and is not a demo folder; give another --out")
         shutil.rmtree(out)
     (out / "photos").mkdir(parents=True)
