@@ -352,7 +352,8 @@ def section_strategies(work: Path, methods: dict, picture: Path, count: int = 12
     import cv2
 
     picture.parent.mkdir(parents=True, exist_ok=True)
-    cv2.imwrite(str(picture), np.concatenate(picture_rows, axis=0)[..., ::-1])
+    quality = [cv2.IMWRITE_JPEG_QUALITY, 88] if picture.suffix.lower() in (".jpg", ".jpeg") else []
+    cv2.imwrite(str(picture), np.concatenate(picture_rows, axis=0)[..., ::-1], quality)
     return rows
 
 
