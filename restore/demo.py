@@ -65,7 +65,7 @@ def _side_by_side(out: Path, keys: list[str], method: str, rows: int = 4) -> Pat
     lines = []
     for key in keys[:rows]:
         original = read_image(out / "photos" / f"{key}.png")[..., :3]
-        hole = read_image(out / "masks" / f"{key}.png")[..., 0] > 127
+        hole = read_image(out / "masks" / f"{key}_mask.png")[..., 0] > 127
         restored = read_image(out / f"restored-{method}" / f"{key}.png")[..., :3]
         masked = original.copy()
         masked[hole] = 255

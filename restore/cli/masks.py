@@ -97,7 +97,7 @@ def masks() -> None:
     "--for-archive",
     "archive_path",
     type=click.Path(exists=True, file_okay=False, path_type=Path),
-    help="Instead of --size/--count: one mask per image of this archive, named KEY.png and of that image's size.",
+    help="Instead of --size/--count: one mask per image of this archive, named KEY_mask.png and of that image's size.",
 )
 @click.option(
     "--seed",
@@ -139,7 +139,7 @@ def generate(
 
     Mask i is drawn from a generator seeded with (SEED, i), so a larger COUNT
     extends a smaller one with the same first files. With --for-archive, mask i
-    belongs to the archive's i-th image: KEY.png, at that image's size, ready
+    belongs to the archive's i-th image: KEY_mask.png, at that image's size, ready
     for ``restore batch --masks DST_DIR``.
     """
     import numpy as np
@@ -196,7 +196,11 @@ def _targets(
         raise click.BadParameter(str(error), param_hint="'--for-archive'") from None
     if not archive.keys:
         raise click.BadParameter(f"{archive_path} holds no images", param_hint="'--for-archive'")
-    return [f"{key}.png" for key in archive.keys], [tuple(archive.shape(key)[:2]) for key in archive.keys]
+    unsafe = [key for key in archive.keys if Path(key).is_absolute() or any(part in ("", ".", "..") or part.startswith(".") for part in key.split("/"))]
+    if unsafe:
+        raise click.BadParameter(f"{archive_path}: key {unsafe[0]!r} cannot name a mask file inside DST_DIR", param_hint="'--for-archive'")
+    # KEY_mask.png, not KEY.png: the mask folder looks for KEY_mask first, so keys "a" and "a_mask" stay apart
+    return [f"{key}_mask.png" for key in archive.keys], [tuple(archive.shape(key)[:2]) for key in archive.keys]
 
 
 def _describe_sizes(sizes: list[tuple[int, int]]) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -187,7 +188,7 @@ def train(ctx: click.Context, method: str, data: Path, out: Path, size: int, ite
     processes are N workers of that Dask cluster.
     """
     from restore.cli import verbosity
-    from restore.cli.options import resolve_bf16, resolve_device
+    from restore.cli.options import resolve_device
 
     start, initial = _starting_points(method, out, resume, init_path)
     if start is not None:
@@ -198,14 +199,17 @@ def train(ctx: click.Context, method: str, data: Path, out: Path, size: int, ite
         iters, warmup, lr_decay_from = run["iters"], run["warmup"], run["lr_decay_from"]
         vgg_weights = vgg_weights or start["metadata"].get("vgg_weights")
     kinds = _parse_kinds(mask_kinds)
-    device = resolve_device(device)
+    if scheduler is None:
+        resolve_device(device)  # fails early here; on a cluster, each worker resolves it for itself
+    if start is not None and scheduler is None and "WORLD_SIZE" not in os.environ:
+        _check_processes(start, nprocs)
     config = _configuration(_load(TRAINERS[method][0]), start, initial, settings, config_file)
     if size % config.multiple:
         raise click.BadParameter(f"must be a multiple of {config.multiple} (2**depth), got {size}", param_hint="'--size'")
     job = TrainJob(
         method=method, data=data, out=out, init_path=init_path, config=config.to_dict(), size=size, iters=iters,
         batch_size=batch_size, kinds=kinds, seed=seed, holdout=holdout, warmup=warmup, lr_decay_from=lr_decay_from,
-        device=device, bf16=resolve_bf16(bf16, device), threads=threads, vgg_weights=vgg_weights,
+        device=device, bf16=bf16, threads=threads, vgg_weights=vgg_weights,
         checkpoint_every=checkpoint_every, keep_every=keep_every, sample_every=sample_every, eval_every=eval_every,
         verbosity=verbosity(),
     )
@@ -240,8 +244,8 @@ class TrainJob:
     holdout: int
     warmup: int
     lr_decay_from: int | None
-    device: str
-    bf16: bool
+    device: str  # as asked (auto, cpu, cuda): each process resolves it on its machine
+    bf16: str  # auto, on, off
     threads: int | None
     vgg_weights: str | None
     checkpoint_every: int
@@ -256,6 +260,7 @@ def _train_process(job: TrainJob, ranks: Ranks, start: dict | None = None, initi
     """Train as one process of ``ranks`` (rank 0 of 1 without data parallelism)."""
     import torch
 
+    from restore.cli.options import resolve_bf16, resolve_device
     from restore.data.datasets import TrainingBatches, load_images
     from restore.models.registry import file_digest
     from restore.nn.vgg import VGGWeightsError
@@ -267,14 +272,17 @@ def _train_process(job: TrainJob, ranks: Ranks, start: dict | None = None, initi
     if start is None and initial is None:  # a rank in another process reads the checkpoints itself (before any rank trains)
         start = existing_run(job.out)
         initial = _load_checkpoint(job.init_path) if start is None else None
-    device = distributed.rank_device(job.device, ranks)
+    if start is not None:
+        _check_processes(start, ranks.world_size)
+    device = distributed.rank_device(resolve_device(job.device), ranks)
+    use_bf16 = resolve_bf16(job.bf16, device)
     config_target, trainer_target = TRAINERS[job.method]
     config = _load(config_target).from_dict(job.config)
     distributed.start(ranks, device, init_method=init_method)
     torch.manual_seed(job.seed)  # the initial weights (a resumed run restores its RNG state)
     try:
         try:
-            trainer = _load(trainer_target)(config, device=device, vgg_weights=job.vgg_weights, bf16=job.bf16)
+            trainer = _load(trainer_target)(config, device=device, vgg_weights=job.vgg_weights, bf16=use_bf16)
         except VGGWeightsError as error:
             raise click.ClickException(f"{error} (or disable the VGG losses: --set consistency_weight=0 --set feature_discriminator=false)") from None
 
@@ -306,7 +314,7 @@ def _train_process(job: TrainJob, ranks: Ranks, start: dict | None = None, initi
             processes = f" x {ranks.world_size} processes" if ranks.distributed else ""
             click.echo(
                 f"training {job.method} on {len(train_idx)} photos ({len(held_idx)} held out), generator {params / 1e6:.2f} M parameters, "
-                f"device {job.device}{' bf16' if job.bf16 else ''}, batch {job.batch_size}{processes}, "
+                f"device {device}{' bf16' if use_bf16 else ''}, batch {job.batch_size}{processes}, "
                 f"from step {start['step'] if start else 0} to {job.iters}",
                 err=True,
             )
@@ -317,6 +325,13 @@ def _train_process(job: TrainJob, ranks: Ranks, start: dict | None = None, initi
         click.echo(f"{job.out / 'last.pt'} at step {step}")
 
 
+def _check_processes(start: dict, processes: int) -> None:
+    """A resumed run keeps its process count (each process draws its own samples of a step)."""
+    trained_by = int(start["metadata"].get("processes", 1))
+    if trained_by != processes:
+        raise click.UsageError(f"the run was trained by {trained_by} process(es), not {processes}: resume it with --nprocs {trained_by}")
+
+
 def _load_checkpoint(path: Path | None) -> dict | None:
     from restore.training.checkpoint import load_checkpoint
 
@@ -325,42 +340,38 @@ def _load_checkpoint(path: Path | None) -> dict | None:
 
 def _spawn(job: TrainJob, nprocs: int) -> None:
     """Run ``job`` in ``nprocs`` local processes; a rank that fails ends them all."""
-    import os
-    import socket
+    import tempfile
 
     import torch.multiprocessing as mp
 
+    from restore.cli.options import resolve_device
     from restore.hardware import usable_cores
 
     if "WORLD_SIZE" in os.environ:
         raise click.UsageError("--nprocs starts its own processes; under torchrun leave it out")
-    if str(job.device).startswith("cuda"):
+    if resolve_device(job.device) == "cuda":
         import torch
 
         if torch.cuda.device_count() < nprocs:
             raise click.BadParameter(f"{nprocs} processes need {nprocs} GPUs, this machine has {torch.cuda.device_count()}", param_hint="'--nprocs'")
     elif job.threads is None:
         job = replace(job, threads=max(1, usable_cores() // nprocs))
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    try:
-        mp.spawn(_rank_main, args=(nprocs, port, job), nprocs=nprocs, join=True)
-    except mp.ProcessRaisedException as error:
-        lines = [line for line in str(error).splitlines() if line.strip()]
-        raise click.ClickException(f"a training process failed: {lines[-1].strip() if lines else error}") from None
-    except mp.ProcessExitedException as error:
-        raise click.ClickException(f"a training process died: {error}") from None
+    with tempfile.TemporaryDirectory(prefix="restore-train-") as rendezvous:  # a file, not a port: nothing to race for
+        try:
+            mp.spawn(_rank_main, args=(nprocs, f"file://{rendezvous}/store", job), nprocs=nprocs, join=True)
+        except mp.ProcessRaisedException as error:
+            lines = [line for line in str(error).splitlines() if line.strip()]
+            raise click.ClickException(f"a training process failed: {lines[-1].strip() if lines else error}") from None
+        except mp.ProcessExitedException as error:
+            raise click.ClickException(f"a training process died: {error}") from None
 
 
-def _rank_main(local_rank: int, world_size: int, port: int, job: TrainJob) -> None:
+def _rank_main(local_rank: int, world_size: int, init_method: str, job: TrainJob) -> None:
     """Entry point of one process started by ``--nprocs``."""
-    import os
-
     from restore.training.distributed import Ranks
 
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(local_rank), WORLD_SIZE=str(world_size), LOCAL_RANK=str(local_rank))
-    _train_process(job, Ranks(rank=local_rank, world_size=world_size, local_rank=local_rank))
+    os.environ.update(RANK=str(local_rank), WORLD_SIZE=str(world_size), LOCAL_RANK=str(local_rank))
+    _train_process(job, Ranks(rank=local_rank, world_size=world_size, local_rank=local_rank), init_method=init_method)
 
 
 def _on_dask(job: TrainJob, scheduler: str, nprocs: int) -> None:

@@ -495,8 +495,9 @@ def prepare_batch(
     except ArchiveError as error:
         raise PlanError(str(error), "--input") from None
     if not archive.complete:
-        done = len(archive.done_keys())
-        raise PlanError(f"{input_path} is only partly written ({done} of {len(archive.keys)} images complete); finish it first", "--input")
+        done = set(archive.done_keys())
+        absent = [key for key in archive.keys if key not in done]
+        raise PlanError(f"{input_path} is only partly written ({len(done)} of {len(archive.keys)} images complete; not {preview(absent)})", "--input")
 
     output = Path(output) if output is not None else default_output(Path(input_path))
     source, target = Path(input_path).resolve(), output.resolve()

@@ -3,8 +3,10 @@
 Every rank trains on its own shard of each step's batch (``--batch-size`` per rank;
 :class:`~restore.data.datasets.TrainingBatches` draws sample ``i`` of a step from
 ``(seed, step, i)``), so N ranks at batch B follow the trajectory of one process at
-batch N·B, up to float rounding, for per-sample losses (L1, consistency); the
-relativistic GAN loss compares each sample with its own rank's batch average. Rank 0 alone writes checkpoints, logs, samples and the
+batch N·B, up to float rounding, for losses that are plain means over the batch (L1
+with ``hole_l1_weight`` 1). The others are averaged per rank: the hole-weighted L1 and
+the consistency loss normalise by each rank's hole count, and the relativistic GAN
+loss compares each sample with its own rank's batch average. Rank 0 alone writes checkpoints, logs, samples and the
 learning curve. Launch with ``restore train --nprocs N …`` (N local processes) or
 under ``torchrun … -m restore train …``, which sets ``RANK``/``WORLD_SIZE``/``LOCAL_RANK``.
 """
@@ -65,10 +67,13 @@ def start(ranks: Ranks, device: str, timeout_s: float = TIMEOUT_S, init_method: 
     """Join the process group (NCCL on GPUs, gloo on CPUs); nothing to do for one process.
 
     Args:
-        init_method: the rendezvous (``tcp://host:port``); None reads ``MASTER_ADDR``/``MASTER_PORT``.
+        init_method: the rendezvous (``tcp://host:port``, ``file://path``); None reads
+            ``MASTER_ADDR``/``MASTER_PORT`` (torchrun).
     """
-    if not ranks.distributed or dist.is_initialized():
+    if not ranks.distributed:
         return
+    if dist.is_initialized():  # e.g. a rank of an earlier run still running in this Dask worker
+        raise RuntimeError("this process already belongs to a training process group")
     if str(device).startswith("cuda"):
         torch.cuda.set_device(torch.device(device))
     backend = "nccl" if str(device).startswith("cuda") else "gloo"

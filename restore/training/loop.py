@@ -252,9 +252,9 @@ def fit(
         progress = tqdm(total=options.iters, initial=step, desc=f"train {trainer.name}", unit="step", dynamic_ncols=True)
     averages: dict[str, float] = {}
     last_saved = step
-    healthy = True
     if held is not None and held.mask_sets:
         _write_baselines(held, out / "curve-baselines.json", options.batch_size)
+
     def stopping() -> bool:
         requested = stop["signal"] is not None
         return distributed.any_rank(requested, sync_device) if ranks.distributed else requested
@@ -266,8 +266,8 @@ def fit(
             began = time.perf_counter()
             losses = trainer.train_step(images, masks)
             seconds += time.perf_counter() - began
-            if not all(np.isfinite(v) for v in losses.values()):
-                healthy = False
+            diverged = not all(np.isfinite(v) for v in losses.values())
+            if distributed.any_rank(diverged, sync_device) if ranks.distributed else diverged:  # NaN gradients reached every rank
                 raise FloatingPointError(f"non-finite loss at step {step + 1}: {losses}; last good checkpoint is {out / LAST}")
             step += 1
             for key, value in losses.items():
@@ -292,9 +292,11 @@ def fit(
                 with open(out / "curve.jsonl", "a") as handle:
                     handle.write(json.dumps({"step": step, "train_seconds": round(seconds, 1), "metrics": curve}) + "\n")
                 log.info("step %d held-out PSNR %s", step, {k: round(v["psnr"], 2) for k, v in curve.items()})
-    finally:
-        if main and healthy and step != last_saved:
+        # Reached --iters or asked to stop: save. After an error the weights may be half-updated
+        # (or NaN), so the last checkpoint stands and at most the steps since it are lost.
+        if main and step != last_saved:
             save_checkpoint(_state(trainer, step, options, extra, seconds), out / LAST)
+    finally:
         if progress is not None:
             progress.close()
         for sig, handler in previous.items():

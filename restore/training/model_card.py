@@ -39,6 +39,12 @@ def _curve_table(run: Path) -> list[str]:
     return lines
 
 
+def _batch(options: dict, meta: dict) -> str:
+    processes = int(meta.get("processes", 1))
+    per_process = options.get("batch_size")
+    return f"{per_process}" if processes == 1 else f"{processes} processes x {per_process}"
+
+
 def _present(metrics: dict) -> list[str]:
     """The mask sets of ``metrics``, in the protocol's order."""
     return [name for name in SETS if name in metrics] + sorted(set(metrics) - set(SETS))
@@ -90,7 +96,7 @@ def main(checkpoint: Path, run: Path | None, quality: Path | None, out: Path) ->
         f"| network | CSA (rough U-Net + refinement U-Net with the CSA layer at 1/8 resolution), width {config['width']}, channel cap {config['max_channels']}, depth {config['depth']}, {parameters / 1e6:.2f} M parameters; push-pull prefill with residual outputs: {config['prefill']} |",
         f"| weights | {'moving average (decay ' + str(config['ema_decay']) + ') of the generator' if meta.get('moving_average') else 'the generator'} |",
         f"| data | `{meta.get('data')}` ({meta.get('train_images')} photos; {len(meta.get('held_out', []))} held out for the learning curve); {'**includes `eval/`**' if 'eval' in Path(str(meta.get('data'))).parts else 'no photo from `eval/`'} |",
-        f"| training | {meta.get('total_steps', ckpt['step'])} steps, batch {options.get('batch_size')}, {options.get('size')}² random resized crops with flips, masks {', '.join(options.get('mask_kinds', []))} |",
+        f"| training | {meta.get('total_steps', ckpt['step'])} steps, batch {_batch(options, meta)}, {options.get('size')}² random resized crops with flips, masks {', '.join(options.get('mask_kinds', []))} |",
         f"| optimiser | Adam lr {config['lr']} (β {config['beta1']}, {config['beta2']}), warm-up {options.get('warmup')} steps, linear decay from step {options.get('lr_decay_from')} to {options.get('iters')} |",
         f"| losses | {'; '.join(losses)} |",
         f"| VGG-16 weights | {meta.get('vgg_weights') or 'not used (no VGG loss enabled)'} |",

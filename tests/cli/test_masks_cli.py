@@ -300,10 +300,10 @@ def test_one_mask_per_archived_image_that_batch_finds(tmp_path: Path) -> None:
     assert "wrote 2 thick masks of 2 sizes" in result.output
     source = open_mask_source(tmp_path / "m")
     source.validate(["a", "trip/b"], {"a": (30, 40), "trip/b": (50, 20)})
-    assert read_png(tmp_path / "m" / "trip" / "b.png").shape == (50, 20)
+    assert read_png(tmp_path / "m" / "trip" / "b_mask.png").shape == (50, 20)
     again = run(str(tmp_path / "m2"), "--kind", "thick", "--for-archive", str(tmp_path / "p.zarr"), "--seed", "3")
     assert again.exit_code == 0
-    assert np.array_equal(read_png(tmp_path / "m" / "a.png"), read_png(tmp_path / "m2" / "a.png"))
+    assert np.array_equal(read_png(tmp_path / "m" / "a_mask.png"), read_png(tmp_path / "m2" / "a_mask.png"))
 
 
 def test_for_archive_excludes_size_and_count(tmp_path: Path) -> None:
@@ -317,3 +317,22 @@ def test_for_archive_excludes_size_and_count(tmp_path: Path) -> None:
     neither = run(str(tmp_path / "m"), "--kind", "box", "--count", "2")
     assert neither.exit_code == 2 and "'--size'" in neither.output
     assert not (tmp_path / "m").exists()
+
+
+def test_for_archive_keeps_a_and_a_mask_apart_and_refuses_unsafe_keys(tmp_path: Path) -> None:
+    from pipelines.batch_fakes import write_archive
+
+    from restore.data.masks import open_mask_source
+
+    blank = np.zeros((16, 16, 3), np.uint8)
+    archive = write_archive(tmp_path / "p.zarr", {"a": blank, "a_mask": blank}, "group")
+    result = run(str(tmp_path / "m"), "--kind", "box", "--for-archive", str(archive), "--seed", "1")
+    assert result.exit_code == 0, result.output
+    source = open_mask_source(tmp_path / "m")
+    a, a_mask = source.load("a", (16, 16)), source.load("a_mask", (16, 16))
+    assert np.array_equal(a, read_png(tmp_path / "m" / "a_mask.png") > 127)
+    assert np.array_equal(a_mask, read_png(tmp_path / "m" / "a_mask_mask.png") > 127) and not np.array_equal(a, a_mask)
+    unsafe = write_archive(tmp_path / "u.zarr", {"../outside": blank}, "stack")
+    refused = run(str(tmp_path / "m2"), "--kind", "box", "--for-archive", str(unsafe))
+    assert refused.exit_code == 2 and "'../outside' cannot name a mask file" in refused.output
+    assert not (tmp_path / "outside_mask.png").exists() and not (tmp_path / "m2").exists()

@@ -20,7 +20,7 @@ from restore.training.distributed import Ranks, ranks_from_environment
 #: each sample with its own rank's batch average, so with it the ranks only approximate one process).
 TINY = ["--size", "32", "--set", "width=4", "--set", "max_channels=8", "--set", "depth=5", "--set", "consistency_weight=0",
         "--set", "adversarial_weight=0", "--holdout", "0", "--checkpoint-every", "1", "--sample-every", "0", "--eval-every", "0",
-        "--warmup", "0", "--threads", "1", "--bf16", "off"]
+        "--warmup", "0", "--threads", "1", "--bf16", "off", "--device", "cpu"]
 
 
 def _photos(count: int = 5) -> list[np.ndarray]:
@@ -73,10 +73,12 @@ def test_two_processes_follow_one_process_with_twice_the_batch(tmp_path: Path) -
                 torch.testing.assert_close(two["models"][name][key], value, rtol=1e-4, atol=1e-6, msg=f"{name}.{key}")
     assert any(not torch.equal(first[key], value) for key, value in one["models"]["generator"].items())  # training moved them
 
-    resumed = CliRunner().invoke(main, ["-q", "train", "--method", "csa", "--data", str(photos), "--out", str(tmp_path / "two"), "--iters", "4",
-                                        "--nprocs", "2", "--resume", "--threads", "1"])
+    resume = ["-q", "train", "--method", "csa", "--data", str(photos), "--iters", "4", "--resume", "--threads", "1", "--device", "cpu"]
+    resumed = CliRunner().invoke(main, [*resume, "--out", str(tmp_path / "two"), "--nprocs", "2"])
     assert resumed.exit_code == 0, resumed.output
     assert load_checkpoint(tmp_path / "two" / "last.pt")["step"] == 4
+    other = CliRunner().invoke(main, [*resume, "--out", str(tmp_path / "one"), "--nprocs", "2"])
+    assert other.exit_code == 2 and "trained by 1 process(es), not 2: resume it with --nprocs 1" in other.output
 
 
 def test_a_failing_rank_ends_the_run_with_one_line(tmp_path: Path) -> None:

@@ -155,3 +155,29 @@ def test_shipped_weights_are_the_moving_average(tmp_path: Path) -> None:
     assert slim["metadata"]["moving_average"]
     assert all(torch.equal(slim["models"]["generator"][k], average[k]) for k in average)
     assert not all(torch.equal(average[k], trainer.generator.state_dict()[k]) for k in average)
+
+
+@pytest.mark.parametrize("failure", ["nan", "error"])
+def test_a_failing_step_leaves_the_last_good_checkpoint(tmp_path: Path, failure: str) -> None:
+    """Weights after a NaN or an exception mid-step may be broken: nothing is saved over the last checkpoint."""
+    torch.manual_seed(0)
+    trainer = CSATrainer(CONFIG)
+    step_once = trainer.train_step
+    calls = {"n": 0}
+
+    def flaky(images, masks):
+        calls["n"] += 1
+        losses = step_once(images, masks)
+        if calls["n"] == 3:
+            if failure == "error":
+                raise RuntimeError("worker lost")
+            losses["l1"] = float("nan")
+        return losses
+
+    trainer.train_step = flaky
+    batches = TrainingBatches(_photos(), size=32, batch_size=2, mask_kinds=("box",), seed=1)
+    options = LoopOptions(out=tmp_path, iters=6, lr=CONFIG.lr, batch_size=2, size=32, checkpoint_every=2, keep_every=0,
+                          sample_every=0, eval_every=0, progress=False)
+    with pytest.raises(FloatingPointError if failure == "nan" else RuntimeError, match="non-finite loss at step 3|worker lost"):
+        fit(trainer, batches, options)
+    assert load_checkpoint(tmp_path / "last.pt")["step"] == 2
