@@ -28,13 +28,14 @@ def main(checkpoint: Path | None, sets: str, limit: int | None, seed: int, batch
 
     from restore.data.datasets import centre_square, load_images
     from restore.evaluation import PROTOCOL_SIZE, evaluate, format_table, protocol_mask_sets
-    from restore.models.registry import load_inpainter, resolve_checkpoint
+    from restore.models.registry import file_digest, load_inpainter, resolve_checkpoint
     from restore.paths import shared_data_dir
 
     torch.set_grad_enabled(False)
     checkpoint = resolve_checkpoint("csa", checkpoint)
     methods = {"csa": load_inpainter("csa", checkpoint), "telea": load_inpainter("telea"), "ns": load_inpainter("ns")}
-    report: dict = {"checkpoint": str(checkpoint), "seed": seed, "sets": {}}
+    report: dict = {"checkpoint": str(checkpoint), "checkpoint_digest": file_digest(checkpoint), "seed": seed,
+                    "threads": torch.get_num_threads(), "sets": {}}
     for name in sets.split(","):
         folder = shared_data_dir() / "eval" / name
         if not folder.is_dir():

@@ -109,6 +109,9 @@ def main(checkpoint: Path, run: Path | None, quality: Path | None, out: Path) ->
         lines += ["", "## Learning curve", "", "PSNR (dB) on the held-out training photos (256² centre crops; one seeded NVIDIA mask per image per bucket, and the centre 128² hole), composited output:", "", *curve]
     if quality:
         data = json.loads(Path(quality).read_text())
+        measured = data.get("checkpoint_digest")
+        if measured != file_digest(checkpoint):
+            raise click.ClickException(f"{quality} measured another checkpoint ({measured}), not {checkpoint}; rerun benchmarks/csa_quality.py")
         lines += ["", "## Quality", "", "`python benchmarks/csa_quality.py` (DESIGN §10): NVIDIA irregular masks per hole-ratio bucket (one seeded mask per image) and the centre 128² hole; metrics on the whole composited image.", *_quality_tables(data)]
     out.write_text("\n".join(lines) + "\n")
     click.echo(f"wrote {out}")

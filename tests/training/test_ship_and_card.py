@@ -8,6 +8,7 @@ from pathlib import Path
 from click.testing import CliRunner
 from test_loop import _run
 
+from restore.models.registry import file_digest
 from restore.training.checkpoint import load_checkpoint
 from restore.training.model_card import main as model_card
 from restore.training.ship import main as ship
@@ -30,9 +31,14 @@ def test_model_card_tables_come_from_the_files(tmp_path: Path) -> None:
     assert CliRunner().invoke(ship, [str(tmp_path / "run" / "last.pt"), str(tmp_path / "csa.pt")]).exit_code == 0
     metrics = {"l1": 1.5, "l2": 0.25, "psnr": 27.125, "ssim": 0.875}
     (tmp_path / "run" / "curve.jsonl").write_text(json.dumps({"step": 2, "train_seconds": 7200, "metrics": {"centre": metrics}}) + "\n")
-    quality = {"sets": {"kodak24": {"images": 24, "results": {m: {"centre": metrics} for m in ("csa", "telea", "ns")}}}}
+    quality = {"checkpoint_digest": "sha256:other", "sets": {"kodak24": {"images": 24, "results": {m: {"centre": metrics} for m in ("csa", "telea", "ns")}}}}
     (tmp_path / "q.json").write_text(json.dumps(quality))
     card = tmp_path / "csa.md"
+    arguments = ["--checkpoint", str(tmp_path / "csa.pt"), "--quality", str(tmp_path / "q.json"), "--out", str(card)]
+    stale = CliRunner().invoke(model_card, arguments)
+    assert stale.exit_code == 1 and "measured another checkpoint" in stale.output and not card.exists()
+    quality["checkpoint_digest"] = file_digest(tmp_path / "csa.pt")
+    (tmp_path / "q.json").write_text(json.dumps(quality))
     result = CliRunner().invoke(model_card, ["--checkpoint", str(tmp_path / "csa.pt"), "--run", str(tmp_path / "run"),
                                              "--quality", str(tmp_path / "q.json"), "--out", str(card)])
     assert result.exit_code == 0, result.output
