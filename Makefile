@@ -10,7 +10,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.restore-installed
 SOURCES := pyproject.toml setup.py $(shell find csrc -type f 2>/dev/null)
 
-.PHONY: venv test test-all demo bench lint build clean
+.PHONY: venv test test-all demo bench lint build clean train-csa
 
 venv: $(STAMP)
 
@@ -31,6 +31,19 @@ test-all: venv
 
 demo: venv
 	$(PY) -m restore.demo --out demo-out
+
+# Keep training the shipped CSA model: resumes $(CSA_RUN) when it exists, else starts a new run
+# from restore/weights/csa.pt (its weights and configuration; the optimiser starts afresh).
+# Then: python -m restore.training.ship $(CSA_RUN)/last.pt restore/weights/csa.pt
+CSA_RUN ?= runs/csa-w32
+CSA_ITERS ?= 20000
+CSA_TRAIN_FLAGS ?= --data ../shared/data/train --batch-size 8 --checkpoint-every 250 --keep-every 2500 --sample-every 500 --eval-every 1000
+train-csa: venv
+	if [ -f $(CSA_RUN)/last.pt ]; then \
+	  $(VENV)/bin/restore train --method csa --out $(CSA_RUN) --resume --iters $(CSA_ITERS) $(CSA_TRAIN_FLAGS); \
+	else \
+	  $(VENV)/bin/restore train --method csa --out $(CSA_RUN) --init restore/weights/csa.pt --iters $(CSA_ITERS) --warmup 100 $(CSA_TRAIN_FLAGS); \
+	fi
 
 build: venv
 	$(PY) setup.py build_ext --inplace
