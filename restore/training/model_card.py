@@ -113,6 +113,10 @@ def main(checkpoint: Path, run: Path | None, quality: Path | None, out: Path) ->
         if measured != file_digest(checkpoint):
             raise click.ClickException(f"{quality} measured another checkpoint ({measured}), not {checkpoint}; rerun benchmarks/csa_quality.py")
         lines += ["", "## Quality", "", "`python benchmarks/csa_quality.py` (DESIGN §10): NVIDIA irregular masks per hole-ratio bucket (one seeded mask per image) and the centre 128² hole; metrics on the whole composited image.", *_quality_tables(data)]
+    lines += ["", "## Continue training", "",
+              "`make train-csa` resumes the run folder (`runs/csa-w32`) when it is there, or starts a new run from this checkpoint",
+              "(`restore train --method csa --init restore/weights/csa.pt …`); ship the result with",
+              "`python -m restore.training.ship RUN/last.pt restore/weights/csa.pt` and regenerate this card."]
     out.write_text("\n".join(lines) + "\n")
     click.echo(f"wrote {out}")
 
