@@ -593,6 +593,10 @@ def prepare_batch(
 # --------------------------------------------------------------------------------------------
 
 
+#: Future states after a worker that had finished the task died: Dask computes it again.
+RECOMPUTED = ("lost", "pending")
+
+
 def _probe(address: str, timeout: float) -> None:
     """Check within ``timeout`` that a Dask scheduler answers at ``address``.
 
@@ -857,16 +861,24 @@ def _run_units(
     try:
         fill()
         for future in completed:
-            tag, keys, _ = running.pop(future.key)
+            if future.status in RECOMPUTED:  # its worker died after finishing it: the scheduler runs it again
+                completed.add(future)
+                continue
             error: BaseException | None = None
             result = None
             if future.status == "finished":
                 try:
                     result = future.result()
-                except Exception as exc:  # lost between finishing and the transfer
+                except Exception as exc:
+                    if future.status in RECOMPUTED:  # lost between finishing and the transfer
+                        completed.add(future)
+                        continue
                     error = exc
+            elif future.status == "error":
+                error = future.exception()
             else:
-                error = future.exception() if future.status == "error" else RuntimeError(f"task {future.status}")
+                error = RuntimeError(f"task {future.status}")
+            tag, keys, _ = running.pop(future.key)
             future.release()
             del future
             if error is None and result is None:
