@@ -110,7 +110,9 @@ def broadcast_modules(modules: Iterable[nn.Module]) -> None:
 
 
 def any_rank(flag: bool, device: str) -> bool:
-    """Whether ``flag`` is true on any rank (a stop request reaches them all)."""
+    """Whether ``flag`` is true on any rank (a stop request reaches them all); ``flag`` in one process."""
+    if not dist.is_initialized():
+        return flag
     value = torch.tensor([1.0 if flag else 0.0], device=device)
     dist.all_reduce(value, op=dist.ReduceOp.MAX)
     return bool(value.item() > 0)

@@ -255,19 +255,15 @@ def fit(
     if held is not None and held.mask_sets:
         _write_baselines(held, out / "curve-baselines.json", options.batch_size)
 
-    def stopping() -> bool:
-        requested = stop["signal"] is not None
-        return distributed.any_rank(requested, sync_device) if ranks.distributed else requested
-
     try:
-        while step < options.iters and not stopping():
+        while step < options.iters and not distributed.any_rank(stop["signal"] is not None, sync_device):
             trainer.set_lr(options.lr_at(step))
             images, masks = batches.batch(step)
             began = time.perf_counter()
             losses = trainer.train_step(images, masks)
             seconds += time.perf_counter() - began
             diverged = not all(np.isfinite(v) for v in losses.values())
-            if distributed.any_rank(diverged, sync_device) if ranks.distributed else diverged:  # NaN gradients reached every rank
+            if distributed.any_rank(diverged, sync_device):  # NaN gradients reached every rank
                 raise FloatingPointError(f"non-finite loss at step {step + 1}: {losses}; last good checkpoint is {out / LAST}")
             step += 1
             for key, value in losses.items():
