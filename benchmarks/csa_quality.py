@@ -10,6 +10,7 @@ table per data set plus the margins of CSA over the better baseline.
 from __future__ import annotations
 
 import json
+import platform
 import time
 from pathlib import Path
 
@@ -35,7 +36,8 @@ def main(checkpoint: Path | None, sets: str, limit: int | None, seed: int, batch
     checkpoint = resolve_checkpoint("csa", checkpoint)
     methods = {"csa": load_inpainter("csa", checkpoint), "telea": load_inpainter("telea"), "ns": load_inpainter("ns")}
     report: dict = {"checkpoint": str(checkpoint), "checkpoint_digest": file_digest(checkpoint), "seed": seed,
-                    "threads": torch.get_num_threads(), "sets": {}}
+                    "threads": torch.get_num_threads(), "bf16": methods["csa"].bf16, "torch": torch.__version__,
+                    "machine": platform.machine(), "sets": {}}
     for name in sets.split(","):
         folder = shared_data_dir() / "eval" / name
         if not folder.is_dir():

@@ -7,10 +7,13 @@ caller must ask for random weights explicitly (``weights="random"``).
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import torch
 from torch import Tensor, nn
+
+log = logging.getLogger(__name__)
 
 #: torchvision's URL for VGG-16 ImageNet weights (file name is what the hub cache uses).
 VGG16_URL = "https://download.pytorch.org/models/vgg16-397923af.pth"
@@ -130,7 +133,8 @@ class VGG16Features(nn.Module):
         else:
             if source == "url":
                 try:
-                    state = torch.hub.load_state_dict_from_url(VGG16_URL, map_location="cpu", progress=False)
+                    log.warning("downloading VGG-16 weights (528 MB) from %s into the torch hub cache", VGG16_URL)
+                    state = torch.hub.load_state_dict_from_url(VGG16_URL, map_location="cpu", progress=True)
                 except Exception as error:  # no network, blocked URL, bad download
                     raise VGGWeightsError(
                         f"could not download VGG-16 weights from {VGG16_URL} ({error}); pass "
@@ -139,7 +143,9 @@ class VGG16Features(nn.Module):
                 self.source = VGG16_URL
             else:
                 state = torch.load(source, map_location="cpu", weights_only=True)
-                self.source = str(source)
+                # the hub cache's copy is recorded as the URL: another machine has its own cache
+                from_hub = weights is None or str(weights) == VGG16_URL
+                self.source = VGG16_URL if from_hub else str(source)
             self._load_torchvision_state(state)
         for parameter in self.parameters():
             parameter.requires_grad_(False)

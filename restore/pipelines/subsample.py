@@ -4,7 +4,8 @@ An image with a side longer than ``size`` (256) is cut into ``kh × kw`` sub-ima
 ``kh = ⌈H / size⌉`` and ``kw = ⌈W / size⌉``: pixel (i, j) of sub-image (a, b) is pixel
 (a + kh·i, b + kw·j) of the image. Where a side is not a multiple of its factor the image is
 first extended to ``kh·⌈H/kh⌉ × kw·⌈W/kw⌉`` by reflection (``numpy.pad(mode="reflect")``:
-the pad is at most k − 1 < the side), and the padded pixels are *known* (never holes). Every
+the pad is at most k − 1 < the side); the hole mask is reflected with it, so a padded pixel
+is a hole exactly when the pixel it mirrors is one (hole content never enters the model). Every
 sub-image is therefore ``⌈H/kh⌉ × ⌈W/kw⌉ ≤ size × size`` and sees the whole picture at a
 k-times coarser pitch: global context for large holes at the model's native size. Each
 sub-image is restored, the results are re-interleaved, and the known pixels are the input's.
@@ -51,7 +52,7 @@ def sub_shape(height: int, width: int, k: tuple[int, int]) -> tuple[int, int]:
     return math.ceil(height / k[0]), math.ceil(width / k[1])
 
 
-def phase_indices(length: int, k: int, phase: int) -> tuple[np.ndarray, int]:
+def phase_indices(length: int, k: int, phase: int) -> np.ndarray:
     """Source indices of one phase along one axis of the reflection-padded image.
 
     Args:
@@ -60,18 +61,14 @@ def phase_indices(length: int, k: int, phase: int) -> tuple[np.ndarray, int]:
         phase: the phase (0 ≤ phase < k).
 
     Returns:
-        (indices into the unpadded axis, how many of them are original pixels: the rest
-        are reflected padding).
+        Indices into the unpadded axis; positions past its end map to their reflection.
 
     Shape:
-        indices: (⌈length / k⌉,).
+        (⌈length / k⌉,).
     """
-    count = math.ceil(length / k)
-    positions = phase + k * np.arange(count)
-    valid = int(np.count_nonzero(positions < length))
+    positions = phase + k * np.arange(math.ceil(length / k))
     # numpy's "reflect" (edge not repeated): length + j -> length - 2 - j; the pad is < length.
-    indices = np.where(positions < length, positions, 2 * (length - 1) - positions)
-    return indices, valid
+    return np.where(positions < length, positions, 2 * (length - 1) - positions)
 
 
 def split(image: np.ndarray, k: tuple[int, int], mode: str = "reflect") -> np.ndarray:
@@ -80,8 +77,8 @@ def split(image: np.ndarray, k: tuple[int, int], mode: str = "reflect") -> np.nd
     Args:
         image: any array whose first two axes are (H, W).
         k: (kh, kw).
-        mode: ``numpy.pad`` mode of the padding: ``"reflect"`` for images, ``"constant"``
-            (zeros: known) for hole masks.
+        mode: ``numpy.pad`` mode of the padding; ``"reflect"`` for images and their hole
+            masks alike, so mirrored hole pixels stay holes.
 
     Returns:
         ``subs[a, b]`` is sub-image (a, b).
@@ -166,15 +163,14 @@ class SubsampleRestorer:
             piece: the phase (a, b).
 
         Returns:
-            (image float32 in [0, 1], mask float32 with 1 = hole; padding is known).
+            (image float32 in [0, 1], mask float32 with 1 = hole; padding mirrors both).
 
         Shape:
             image: (3, h, w); mask: (1, h, w).
         """
-        (rows, valid_rows), (cols, valid_cols) = self._rows[piece[0]], self._cols[piece[1]]
+        rows, cols = self._rows[piece[0]], self._cols[piece[1]]
         pixels = self.image[np.ix_(rows, cols)]
-        mask = np.zeros((1, len(rows), len(cols)), dtype=np.float32)
-        mask[0, :valid_rows, :valid_cols] = self.holes[piece[0] :: self.k[0], piece[1] :: self.k[1]]
+        mask = self.holes[np.ix_(rows, cols)][None].astype(np.float32)
         return to_model(pixels), mask
 
     def put(self, piece: tuple[int, int], restored: np.ndarray) -> None:

@@ -22,6 +22,12 @@ class CheckpointError(ValueError):
     """A checkpoint file is missing, unreadable or not one of ours."""
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def save_checkpoint(checkpoint: dict[str, Any], path: Path) -> None:
     """Write ``checkpoint`` to ``path`` atomically (temp file, fsync, rename).
 
@@ -33,6 +39,7 @@ def save_checkpoint(checkpoint: dict[str, Any], path: Path) -> None:
     checkpoint = {"format": FORMAT, **checkpoint}
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes it owner-only; give it a normal file's mode
         with os.fdopen(fd, "wb") as handle:
             torch.save(checkpoint, handle)
             handle.flush()
@@ -68,6 +75,15 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
     return checkpoint
 
 
+def inference_weights(checkpoint: dict[str, Any], name: str = "generator") -> dict[str, Any]:
+    """A module's weights for inference: its moving average (``NAME_ema``) when the checkpoint keeps one."""
+    average = checkpoint["models"].get(f"{name}_ema")
+    if average is None:
+        return checkpoint["models"][name]
+    # an ExponentialMovingAverage: the network's weights under "module."
+    return {key.removeprefix("module."): value for key, value in average.items() if key.startswith("module.")}
+
+
 def inference_checkpoint(checkpoint: dict[str, Any], half: bool = True, keep: tuple[str, ...] = ("generator",)) -> dict[str, Any]:
     """Strip a training checkpoint to what inference needs (optionally in float16).
 
@@ -75,13 +91,9 @@ def inference_checkpoint(checkpoint: dict[str, Any], half: bool = True, keep: tu
     """
     models = {}
     for name in keep:
-        average = checkpoint["models"].get(f"{name}_ema")
-        if average is not None:  # an ExponentialMovingAverage: the network's weights under "module."
-            state = {key.removeprefix("module."): value for key, value in average.items() if key.startswith("module.")}
-        else:
-            state = checkpoint["models"][name]
         models[name] = {
-            key: (value.half() if half and value.is_floating_point() else value) for key, value in state.items()
+            key: (value.half() if half and value.is_floating_point() else value)
+            for key, value in inference_weights(checkpoint, name).items()
         }
     slim = {key: value for key, value in checkpoint.items() if key not in ("models", "optimizers", "rng", "format")}
     slim["models"] = models

@@ -196,6 +196,11 @@ def _write_baselines(held: HeldOut, path: Path, batch_size: int) -> None:
     path.write_text(json.dumps(baselines, indent=1))
 
 
+def _weights_finite(trainer: Trainer) -> bool:
+    """Whether every weight is finite (a step with a finite loss can still leave NaN or inf weights)."""
+    return all(bool(torch.isfinite(p).all()) for module in trainer.modules().values() for p in module.parameters())
+
+
 def fit(
     trainer: Trainer,
     batches: TrainingBatches,
@@ -265,6 +270,10 @@ def fit(
             diverged = not all(np.isfinite(v) for v in losses.values())
             if distributed.any_rank(diverged, sync_device):  # NaN gradients reached every rank
                 raise FloatingPointError(f"non-finite loss at step {step + 1}: {losses}; last good checkpoint is {out / LAST}")
+            saves = (step + 1) % options.checkpoint_every == 0 or step + 1 == options.iters or (
+                options.keep_every and (step + 1) % options.keep_every == 0)
+            if saves and distributed.any_rank(not _weights_finite(trainer), sync_device):
+                raise FloatingPointError(f"non-finite weights after step {step + 1}; last good checkpoint is {out / LAST}")
             step += 1
             for key, value in losses.items():
                 averages[key] = value if key not in averages else 0.95 * averages[key] + 0.05 * value

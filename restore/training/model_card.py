@@ -39,6 +39,46 @@ def _curve_table(run: Path) -> list[str]:
     return lines
 
 
+def lr_knots(log_path: Path) -> list[tuple[int, float]]:
+    """The learning rate as the run logged it, reduced to the corners of its piecewise-linear path.
+
+    A resumed run whose schedule was re-planned shows the re-planning as a corner, so the
+    card says what the run did, not only what its last options say.
+
+    Returns:
+        (step, lr) pairs: the first and last logged steps and every step where the slope changes.
+    """
+    if not log_path.is_file():
+        return []
+    logged: dict[int, float] = {}
+    for line in log_path.read_text().splitlines():
+        if line.strip():
+            row = json.loads(line)
+            if "lr" in row:
+                logged[int(row["step"])] = float(row["lr"])  # a resumed run logs some steps twice: keep the last
+    points = sorted(logged.items())
+    if len(points) < 3:
+        return points
+    tolerance = 1e-3 * max(lr for _, lr in points) / max(1, points[-1][0] - points[0][0])
+    slope = lambda a, b: (b[1] - a[1]) / (b[0] - a[0])  # noqa: E731
+    knots = [points[0]]
+    for before, here, after in zip(points, points[1:], points[2:], strict=False):
+        # a corner between two logged steps bends both of them: keep the first
+        if abs(slope(before, here) - slope(here, after)) > tolerance and knots[-1] != before:
+            knots.append(here)
+    return knots + [points[-1]]
+
+
+def _schedule(options: dict, run: Path | None) -> str:
+    planned = f"warm-up {options.get('warmup')} steps, " + (
+        f"linear decay from step {options.get('lr_decay_from')} to 0 at {options.get('iters')}"
+        if options.get("lr_decay_from") is not None else "then constant")
+    knots = lr_knots(run / "log.jsonl") if run else []
+    if not knots:
+        return planned
+    return planned + "; as logged (step: lr) " + ", ".join(f"{step}: {lr:.3g}" for step, lr in knots)
+
+
 def _batch(options: dict, meta: dict) -> str:
     processes = int(meta.get("processes", 1))
     per_process = options.get("batch_size")
@@ -97,7 +137,7 @@ def main(checkpoint: Path, run: Path | None, quality: Path | None, out: Path) ->
         f"| weights | {'moving average (decay ' + str(config['ema_decay']) + ') of the generator' if meta.get('moving_average') else 'the generator'} |",
         f"| data | `{meta.get('data')}` ({meta.get('train_images')} photos; {len(meta.get('held_out', []))} held out for the learning curve); {'**includes `eval/`**' if 'eval' in Path(str(meta.get('data'))).parts else 'no photo from `eval/`'} |",
         f"| training | {meta.get('total_steps', ckpt['step'])} steps, batch {_batch(options, meta)}, {options.get('size')}² random resized crops with flips, masks {', '.join(options.get('mask_kinds', []))} |",
-        f"| optimiser | Adam lr {config['lr']} (β {config['beta1']}, {config['beta2']}), warm-up {options.get('warmup')} steps, linear decay from step {options.get('lr_decay_from')} to {options.get('iters')} |",
+        f"| optimiser | Adam lr {config['lr']} (β {config['beta1']}, {config['beta2']}); {_schedule(options, run)} |",
         f"| losses | {'; '.join(losses)} |",
         f"| VGG-16 weights | {meta.get('vgg_weights') or 'not used (no VGG loss enabled)'} |",
         f"| wall time | {meta.get('train_seconds', 0) / 3600:.1f} h of training steps |",

@@ -98,6 +98,22 @@ def test_inpainter_any_size_keeps_known_pixels_exact(size: tuple[int, int]) -> N
     assert float(out.min()) >= 0.0 and float(out.max()) <= 1.0
 
 
+@pytest.mark.parametrize("size", [(37, 100), (70, 33), (3, 250)])
+def test_inpainter_never_sees_hole_content_through_its_padding(size: tuple[int, int]) -> None:
+    """Holes at the bottom/right edges are mirrored into the padding: as holes, not as known pixels."""
+    torch.manual_seed(2)
+    generator = CSAGenerator(CSAConfig(**SMALL))
+    for head in (generator.rough.head[-1], generator.refine.head[-1]):
+        torch.nn.init.normal_(head.weight, std=0.2)  # untrained heads would hide the refinement
+    inpainter = CSAInpainter(generator)
+    image = torch.rand(2, 3, *size)
+    mask = torch.zeros(2, 1, *size)
+    mask[..., -5:, :] = 1
+    mask[..., :, -4:] = 1
+    other = torch.where(mask > 0, torch.rand_like(image), image)
+    assert torch.equal(inpainter.inpaint(image, mask), inpainter.inpaint(other, mask))
+
+
 def test_untrained_prefill_generator_starts_from_a_smooth_fill() -> None:
     """Zero-initialised residual heads: before training the output is the push-pull fill."""
     from restore.nn.prefill import pyramid_fill
@@ -143,7 +159,7 @@ def test_every_loss_reaches_the_generator() -> None:
     flow = grads_of(consistency)
     assert flow["refine_encoder"] > 0 and flow["refine_stem"] > 0 and flow["rough"] > 0
 
-    adversarial = trainer._generator_adversarial(image, out["inpainted"])
+    adversarial = trainer._generator_adversarial(image, out["inpainted"], trainer.vgg(image))
     flow = grads_of(adversarial)
     assert flow["refine_encoder"] > 0 and flow["rough"] > 0
 
@@ -190,3 +206,17 @@ def test_training_steps_on_real_photos_lower_the_loss() -> None:
     losses = [trainer.train_step(image, mask)["l1"] for _ in range(30)]
     assert all(torch.isfinite(torch.tensor(losses)))
     assert sum(losses[-3:]) / 3 < 0.9 * losses[0]
+
+
+def test_vgg_weights_from_the_hub_cache_are_recorded_as_the_url(tmp_path, monkeypatch) -> None:
+    """Another machine (a resume, a Dask worker) has its own cache: the checkpoint names the URL, not our path."""
+    from restore.nn.vgg import VGG16_URL, VGG16Features
+
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
+    (tmp_path / "checkpoints").mkdir()
+    own = VGG16Features("random").features.state_dict()
+    torch.save({f"features.{key}": value for key, value in own.items()}, tmp_path / "checkpoints" / VGG16_URL.rsplit("/", 1)[1])
+    for weights in (None, VGG16_URL):
+        vgg = VGG16Features(weights)
+        assert vgg.source == VGG16_URL
+        assert all(torch.equal(vgg.features.state_dict()[key], value) for key, value in own.items())

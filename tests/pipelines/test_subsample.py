@@ -71,9 +71,11 @@ def test_split_follows_the_polyphase_index_map_and_merge_inverts_it(height: int,
                     assert np.array_equal(subs[a, b, i, j], padded[a + kh * i, b + kw * j])
     assert np.array_equal(subsample.merge(subs, (height, width)), image)
     holes = _holes(height, width)
-    mask_subs = subsample.split(holes, k, mode="constant")
+    mask_subs = subsample.split(holes, k)
     assert np.array_equal(subsample.merge(mask_subs, (height, width)), holes)
-    assert mask_subs.sum() == holes.sum()  # padding is never a hole
+    padded_holes = np.pad(holes, [(0, kh * h - height), (0, kw * w - width)], mode="reflect")
+    interleaved = np.moveaxis(mask_subs, (0, 1), (1, 3)).reshape(kh * h, kw * w)
+    assert np.array_equal(interleaved, padded_holes)  # a mirrored hole stays a hole
 
 
 @pytest.mark.parametrize(("height", "width"), [(257, 513), (1, 300), (600, 1000)])
@@ -83,13 +85,27 @@ def test_restorer_streams_the_same_sub_images_as_split_and_skips_hole_free_ones(
     holes[: height // 2 + 1, : width // 3 + 1] = _holes(height // 2 + 1, width // 3 + 1, ratio=0.05)
     restorer = subsample.SubsampleRestorer(image, holes)
     k = restorer.k
-    subs, mask_subs = subsample.split(image, k), subsample.split(holes, k, mode="constant")
+    subs, mask_subs = subsample.split(image, k), subsample.split(holes, k)
     pieces = list(restorer.pieces())
     assert pieces == [(a, b) for a in range(k[0]) for b in range(k[1]) if mask_subs[a, b].any()]
     for a, b in pieces:
         pixels, mask = restorer.extract((a, b))
         assert np.array_equal(pixels, subs[a, b].transpose(2, 0, 1).astype(np.float32) / 255)
         assert np.array_equal(mask[0], mask_subs[a, b].astype(np.float32))
+
+
+@pytest.mark.parametrize(("height", "width"), [(257, 513), (301, 5), (513, 257)])
+def test_sub_images_carry_no_hole_content_into_their_padding(height: int, width: int) -> None:
+    image = _random((height, width, 3), seed=5)
+    holes = np.zeros((height, width), dtype=bool)
+    holes[-3:, :] = holes[:, -3:] = True  # the pixels the padding mirrors
+    other = np.where(holes[..., None], _random((height, width, 3), seed=6), image)
+    first, second = subsample.SubsampleRestorer(image, holes), subsample.SubsampleRestorer(other, holes)
+    for piece in first.pieces():
+        (pixels, mask), (other_pixels, other_mask) = first.extract(piece), second.extract(piece)
+        assert np.array_equal(mask, other_mask)
+        known = np.broadcast_to(mask == 0, pixels.shape)
+        assert np.array_equal(pixels[known], other_pixels[known])
 
 
 @pytest.mark.parametrize("strategy", ["subsample", "tile"])
@@ -122,7 +138,7 @@ def _reference_subsample(inpainter, image: np.ndarray, holes: np.ndarray) -> np.
     """Split, inpaint every sub-image on its own, merge, paste known pixels: no engine code."""
     k = subsample.factors(*holes.shape)
     subs = subsample.split(image, k)
-    mask_subs = subsample.split(holes, k, mode="constant")
+    mask_subs = subsample.split(holes, k)
     restored = np.empty(subs.shape[:4] + (3,), dtype=np.float32)
     for a in range(k[0]):
         for b in range(k[1]):

@@ -64,7 +64,7 @@ def _direct(inpainter, image: np.ndarray, holes: np.ndarray) -> np.ndarray:
 def _direct_subsampled(inpainter, image: np.ndarray, holes: np.ndarray) -> np.ndarray:
     """Split into polyphase sub-images, one ``inpaint`` call each, merge, keep known pixels."""
     k = subsample.factors(*holes.shape)
-    subs, mask_subs = subsample.split(image, k), subsample.split(holes, k, mode="constant")
+    subs, mask_subs = subsample.split(image, k), subsample.split(holes, k)
     restored = np.empty_like(subs)
     for a in range(k[0]):
         for b in range(k[1]):

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from restore.data.datasets import TrainingBatches
+from restore.models.csa import load_csa_inpainter
 from restore.models.csa.config import CSAConfig
 from restore.models.csa.training import CSATrainer
 from restore.training.checkpoint import (
@@ -155,6 +156,9 @@ def test_shipped_weights_are_the_moving_average(tmp_path: Path) -> None:
     assert slim["metadata"]["moving_average"]
     assert all(torch.equal(slim["models"]["generator"][k], average[k]) for k in average)
     assert not all(torch.equal(average[k], trainer.generator.state_dict()[k]) for k in average)
+    # restore batch/eval given a training checkpoint run the same network as the shipped one
+    loaded = load_csa_inpainter(tmp_path / "last.pt", bf16=False).generator.state_dict()
+    assert all(torch.equal(loaded[k], average[k]) for k in average)
 
 
 @pytest.mark.parametrize("failure", ["nan", "error"])
@@ -181,3 +185,39 @@ def test_a_failing_step_leaves_the_last_good_checkpoint(tmp_path: Path, failure:
     with pytest.raises(FloatingPointError if failure == "nan" else RuntimeError, match="non-finite loss at step 3|worker lost"):
         fit(trainer, batches, options)
     assert load_checkpoint(tmp_path / "last.pt")["step"] == 2
+
+
+def test_weights_broken_by_a_step_with_a_finite_loss_are_never_saved(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    trainer = CSATrainer(CONFIG)
+    step_once = trainer.train_step
+    calls = {"n": 0}
+
+    def poisoning(images, masks):
+        calls["n"] += 1
+        losses = step_once(images, masks)
+        if calls["n"] == 4:  # a checkpoint step
+            with torch.no_grad():
+                next(trainer.generator.parameters()).fill_(float("nan"))
+        return losses
+
+    trainer.train_step = poisoning
+    batches = TrainingBatches(_photos(), size=32, batch_size=2, mask_kinds=("box",), seed=1)
+    options = LoopOptions(out=tmp_path, iters=6, lr=CONFIG.lr, batch_size=2, size=32, checkpoint_every=2, keep_every=0,
+                          sample_every=0, eval_every=0, progress=False)
+    with pytest.raises(FloatingPointError, match="non-finite weights after step 4"):
+        fit(trainer, batches, options)
+    checkpoint = load_checkpoint(tmp_path / "last.pt")
+    assert checkpoint["step"] == 2
+    assert all(bool(torch.isfinite(v).all()) for v in checkpoint["models"]["generator"].values())
+
+
+def test_checkpoints_get_a_normal_files_mode(tmp_path: Path) -> None:
+    import os
+
+    previous = os.umask(0o022)
+    try:
+        save_checkpoint({"step": 1, "models": {}}, tmp_path / "last.pt")
+    finally:
+        os.umask(previous)
+    assert (tmp_path / "last.pt").stat().st_mode & 0o777 == 0o644

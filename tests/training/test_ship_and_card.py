@@ -46,3 +46,17 @@ def test_model_card_tables_come_from_the_files(tmp_path: Path) -> None:
     assert "| step | train hours | centre |" in text and "| 2 | 2.0 | 27.12 |" in text
     assert "| centre | 1.50 / 0.250 / 27.12 / 0.8750 |" in text and "+0.00 dB" in text
     assert "2 steps" in text
+
+
+def test_lr_knots_show_a_re_planned_schedule_as_it_ran(tmp_path: Path) -> None:
+    from restore.training.loop import LoopOptions
+    from restore.training.model_card import lr_knots
+
+    first = LoopOptions(out=tmp_path, iters=1200, lr=1e-3, batch_size=1, size=32, warmup=100, lr_decay_from=300)
+    # resumed at step 700 with the decay stretched to end at 1500, the rate carried on from where it was
+    second = LoopOptions(out=tmp_path, iters=1500, lr=1e-3, batch_size=1, size=32, warmup=100, lr_decay_from=-300)
+    rows = [{"step": s, "lr": (first if s <= 700 else second).lr_at(s - 1)} for s in range(10, 1501, 10)]
+    rows += [{"step": 690, "lr": first.lr_at(689)}]  # steps logged again after a resume
+    (tmp_path / "log.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    steps = [step for step, _ in lr_knots(tmp_path / "log.jsonl")]
+    assert steps == [10, 100, 300, 700, 1500]

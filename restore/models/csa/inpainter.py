@@ -11,13 +11,15 @@ from torch import Tensor
 from restore.models.base import check_inputs, composite
 from restore.models.csa.config import CSAConfig
 from restore.models.csa.networks import CSAGenerator
-from restore.training.checkpoint import load_checkpoint
+from restore.training.checkpoint import inference_weights, load_checkpoint
 
 
 def pad_to_multiple(image: Tensor, mask: Tensor, multiple: int) -> tuple[Tensor, Tensor, tuple[int, int]]:
-    """Pad bottom/right to a multiple of ``multiple``: reflected content, marked known.
+    """Pad bottom/right to a multiple of ``multiple`` by reflection, the mask with the image.
 
-    Reflection needs the pad to be smaller than the side; larger pads replicate.
+    A padded pixel is a hole exactly when the pixel it mirrors is one, so no hole content
+    reaches the network through the padding. Reflection needs the pad to be smaller than
+    the side; larger pads replicate.
 
     Shape:
         image: (B, C, H, W); mask: (B, 1, H, W); returns padded tensors and the original (H, W).
@@ -29,14 +31,14 @@ def pad_to_multiple(image: Tensor, mask: Tensor, multiple: int) -> tuple[Tensor,
         return image, mask, (height, width)
     mode = "reflect" if pad_h < height and pad_w < width else "replicate"
     padded_image = F.pad(image, (0, pad_w, 0, pad_h), mode=mode)
-    padded_mask = F.pad(mask, (0, pad_w, 0, pad_h), value=0.0)
+    padded_mask = F.pad(mask, (0, pad_w, 0, pad_h), mode=mode)
     return padded_image, padded_mask, (height, width)
 
 
 class CSAInpainter:
     """A trained :class:`CSAGenerator` that restores images of any size.
 
-    Images are padded to a multiple of ``2**depth`` (256 at the paper's depth; reflection, treated as known), run
+    Images are padded to a multiple of ``2**depth`` (256 at the paper's depth; image and mask reflected), run
     through both stages, cropped back, and composited so known pixels are exact.
 
     Args:
@@ -54,7 +56,11 @@ class CSAInpainter:
 
     @torch.no_grad()
     def forward(self, image: Tensor, mask: Tensor) -> dict[str, Tensor]:
-        """The generator's batch dict for an image of any size (cropped back to it).
+        """The generator's batch dict for an image of any size.
+
+        Image-sized entries are cropped back to (H, W), in float32 on the input's device; the
+        feature-scale ones (``csa``, ``csa_decoder``, ``feature_hole``) stay as the network made
+        them (padded size, compute device and dtype).
 
         Shape:
             image: (B, 3, H, W) in [0, 1]; mask: (B, 1, H, W), 1 = hole.
@@ -83,12 +89,16 @@ class CSAInpainter:
 
 
 def generator_from_checkpoint(checkpoint: dict) -> CSAGenerator:
-    """Rebuild the generator stored in a CSA checkpoint dict (full or inference-only)."""
+    """Rebuild the generator stored in a CSA checkpoint dict (full or inference-only).
+
+    A training checkpoint gives its moving-average weights when it keeps them: the network
+    its samples, learning curve and shipped file show.
+    """
     if checkpoint.get("method") != "csa":
         raise ValueError(f"not a CSA checkpoint (method={checkpoint.get('method')!r})")
     config = CSAConfig.from_dict(checkpoint["config"])
     generator = CSAGenerator(config)
-    state = {key: value.float() for key, value in checkpoint["models"]["generator"].items()}
+    state = {key: value.float() for key, value in inference_weights(checkpoint).items()}
     generator.load_state_dict(state)
     return generator
 

@@ -142,7 +142,7 @@ class CSAGenerator(nn.Module):
     residual over it; otherwise holes are zeroed as in the paper.
 
     Shape:
-        image: (B, 3, H, W), mask: (B, 1, H, W), H and W multiples of 256.
+        image: (B, 3, H, W), mask: (B, 1, H, W), H and W multiples of 2**depth (256 at the paper's depth).
         Returns a dict of (B, 3, H, W) tensors in [0, 1] — ``coarse``, ``coarse_inpainted``,
         ``predicted``, ``inpainted`` — and 32²-scale ``csa``, ``csa_decoder`` (B, C, H/8, W/8)
         and ``feature_hole`` (B, 1, H/8, W/8).

@@ -158,7 +158,7 @@ class CSATrainer:
             total = total + config.consistency_weight * consistency
             losses["consistency"] = float(consistency.detach())
         if self.discriminator is not None:
-            adversarial = self._generator_adversarial(images, out["inpainted"])
+            adversarial = self._generator_adversarial(images, out["inpainted"], vgg_real)
             total = total + config.adversarial_weight * adversarial
             losses["adversarial"] = float(adversarial.detach())
         self.g_optimizer.zero_grad(set_to_none=True)
@@ -197,15 +197,15 @@ class CSATrainer:
         self._step(self.d_optimizer)
         return {"discriminator": float(loss.detach())}
 
-    def _generator_adversarial(self, images: Tensor, inpainted: Tensor) -> Tensor:
+    def _generator_adversarial(self, images: Tensor, inpainted: Tensor, vgg_real: Tensor | None) -> Tensor:
         assert self.discriminator is not None
         with self._autocast():
             with torch.no_grad():
                 real_logits = self.discriminator(images).float()
             loss = ralsgan_generator_loss(real_logits, self.discriminator(inpainted).float())
-            if self.feature_discriminator is not None and self.vgg is not None:
+            if self.feature_discriminator is not None and self.vgg is not None and vgg_real is not None:
                 with torch.no_grad():
-                    real_features = self.feature_discriminator(self.vgg(images)).float()
+                    real_features = self.feature_discriminator(vgg_real).float()
                 fake_features = self.feature_discriminator(self.vgg(inpainted)).float()
                 loss = loss + ralsgan_generator_loss(real_features, fake_features)
         return loss
