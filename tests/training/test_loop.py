@@ -161,52 +161,49 @@ def test_shipped_weights_are_the_moving_average(tmp_path: Path) -> None:
     assert all(torch.equal(loaded[k], average[k]) for k in average)
 
 
-@pytest.mark.parametrize("failure", ["nan", "error"])
-def test_a_failing_step_leaves_the_last_good_checkpoint(tmp_path: Path, failure: str) -> None:
-    """Weights after a NaN or an exception mid-step may be broken: nothing is saved over the last checkpoint."""
+def _fit_with_a_faulty_step(out: Path, fault) -> None:
+    """Train 6 steps (checkpoint every 2) with ``fault(step_number, losses, trainer)`` called after each step."""
     torch.manual_seed(0)
     trainer = CSATrainer(CONFIG)
     step_once = trainer.train_step
     calls = {"n": 0}
 
-    def flaky(images, masks):
+    def faulty(images, masks):
         calls["n"] += 1
         losses = step_once(images, masks)
-        if calls["n"] == 3:
+        fault(calls["n"], losses, trainer)
+        return losses
+
+    trainer.train_step = faulty
+    batches = TrainingBatches(_photos(), size=32, batch_size=2, mask_kinds=("box",), seed=1)
+    options = LoopOptions(out=out, iters=6, lr=CONFIG.lr, batch_size=2, size=32, checkpoint_every=2, keep_every=0,
+                          sample_every=0, eval_every=0, progress=False)
+    fit(trainer, batches, options)
+
+
+@pytest.mark.parametrize("failure", ["nan", "error"])
+def test_a_failing_step_leaves_the_last_good_checkpoint(tmp_path: Path, failure: str) -> None:
+    """Weights after a NaN or an exception mid-step may be broken: nothing is saved over the last checkpoint."""
+
+    def fault(step: int, losses: dict, trainer: CSATrainer) -> None:
+        if step == 3:
             if failure == "error":
                 raise RuntimeError("worker lost")
             losses["l1"] = float("nan")
-        return losses
 
-    trainer.train_step = flaky
-    batches = TrainingBatches(_photos(), size=32, batch_size=2, mask_kinds=("box",), seed=1)
-    options = LoopOptions(out=tmp_path, iters=6, lr=CONFIG.lr, batch_size=2, size=32, checkpoint_every=2, keep_every=0,
-                          sample_every=0, eval_every=0, progress=False)
     with pytest.raises(FloatingPointError if failure == "nan" else RuntimeError, match="non-finite loss at step 3|worker lost"):
-        fit(trainer, batches, options)
+        _fit_with_a_faulty_step(tmp_path, fault)
     assert load_checkpoint(tmp_path / "last.pt")["step"] == 2
 
 
 def test_weights_broken_by_a_step_with_a_finite_loss_are_never_saved(tmp_path: Path) -> None:
-    torch.manual_seed(0)
-    trainer = CSATrainer(CONFIG)
-    step_once = trainer.train_step
-    calls = {"n": 0}
-
-    def poisoning(images, masks):
-        calls["n"] += 1
-        losses = step_once(images, masks)
-        if calls["n"] == 4:  # a checkpoint step
+    def fault(step: int, losses: dict, trainer: CSATrainer) -> None:
+        if step == 4:  # a checkpoint step
             with torch.no_grad():
                 next(trainer.generator.parameters()).fill_(float("nan"))
-        return losses
 
-    trainer.train_step = poisoning
-    batches = TrainingBatches(_photos(), size=32, batch_size=2, mask_kinds=("box",), seed=1)
-    options = LoopOptions(out=tmp_path, iters=6, lr=CONFIG.lr, batch_size=2, size=32, checkpoint_every=2, keep_every=0,
-                          sample_every=0, eval_every=0, progress=False)
     with pytest.raises(FloatingPointError, match="non-finite weights after step 4"):
-        fit(trainer, batches, options)
+        _fit_with_a_faulty_step(tmp_path, fault)
     checkpoint = load_checkpoint(tmp_path / "last.pt")
     assert checkpoint["step"] == 2
     assert all(bool(torch.isfinite(v).all()) for v in checkpoint["models"]["generator"].values())
