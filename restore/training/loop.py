@@ -300,7 +300,10 @@ def fit(
         # Reached --iters or asked to stop: save. After an error the weights may be half-updated
         # (or NaN), so the last checkpoint stands and at most the steps since it are lost.
         if main and step != last_saved:
-            save_checkpoint(_state(trainer, step, options, extra, seconds), out / LAST)
+            if _weights_finite(trainer):
+                save_checkpoint(_state(trainer, step, options, extra, seconds), out / LAST)
+            else:
+                log.warning("non-finite weights at step %d: not saved; last good checkpoint is %s", step, out / LAST)
     finally:
         if progress is not None:
             progress.close()

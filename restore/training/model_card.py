@@ -18,13 +18,14 @@ import click
 SETS = ("10-20%", "20-30%", "30-40%", "40-50%", "centre")
 
 
-def _curve_table(run: Path) -> list[str]:
+def _curve_table(run: Path, until: int) -> list[str]:
     lines = []
     curve_path, base_path = run / "curve.jsonl", run / "curve-baselines.json"
     if not curve_path.is_file():
         return lines
     rows = [json.loads(line) for line in curve_path.read_text().splitlines() if line.strip()]
-    by_step = {row["step"]: row for row in rows}  # a resumed run may have evaluated a step twice
+    # a resumed run may have evaluated a step twice; a run trained on after shipping has later rows
+    by_step = {row["step"]: row for row in rows if row["step"] <= until}
     if not by_step:
         return lines
     sets = _present(next(iter(by_step.values()))["metrics"])
@@ -39,11 +40,15 @@ def _curve_table(run: Path) -> list[str]:
     return lines
 
 
-def lr_knots(log_path: Path) -> list[tuple[int, float]]:
+def lr_knots(log_path: Path, until: int | None = None) -> list[tuple[int, float]]:
     """The learning rate as the run logged it, reduced to the corners of its piecewise-linear path.
 
     A resumed run whose schedule was re-planned shows the re-planning as a corner, so the
     card says what the run did, not only what its last options say.
+
+    Args:
+        log_path: the run's ``log.jsonl``.
+        until: ignore steps after this one (a run trained on after the checkpoint was shipped).
 
     Returns:
         (step, lr) pairs: the first and last logged steps and every step where the slope changes.
@@ -54,7 +59,7 @@ def lr_knots(log_path: Path) -> list[tuple[int, float]]:
     for line in log_path.read_text().splitlines():
         if line.strip():
             row = json.loads(line)
-            if "lr" in row:
+            if "lr" in row and (until is None or row["step"] <= until):
                 logged[int(row["step"])] = float(row["lr"])  # a resumed run logs some steps twice: keep the last
     points = sorted(logged.items())
     if len(points) < 3:
@@ -69,11 +74,11 @@ def lr_knots(log_path: Path) -> list[tuple[int, float]]:
     return knots + [points[-1]]
 
 
-def _schedule(options: dict, run: Path | None) -> str:
+def _schedule(options: dict, run: Path | None, until: int) -> str:
     planned = f"warm-up {options.get('warmup')} steps, " + (
         f"linear decay from step {options.get('lr_decay_from')} to 0 at {options.get('iters')}"
         if options.get("lr_decay_from") is not None else "then constant")
-    knots = lr_knots(run / "log.jsonl") if run else []
+    knots = lr_knots(run / "log.jsonl", until) if run else []
     if not knots:
         return planned
     return planned + "; as logged (step: lr) " + ", ".join(f"{step}: {lr:.3g}" for step, lr in knots)
@@ -137,14 +142,14 @@ def main(checkpoint: Path, run: Path | None, quality: Path | None, out: Path) ->
         f"| weights | {'moving average (decay ' + str(config['ema_decay']) + ') of the generator' if meta.get('moving_average') else 'the generator'} |",
         f"| data | `{meta.get('data')}` ({meta.get('train_images')} photos; {len(meta.get('held_out', []))} held out for the learning curve); {'**includes `eval/`**' if 'eval' in Path(str(meta.get('data'))).parts else 'no photo from `eval/`'} |",
         f"| training | {meta.get('total_steps', ckpt['step'])} steps, batch {_batch(options, meta)}, {options.get('size')}² random resized crops with flips, masks {', '.join(options.get('mask_kinds', []))} |",
-        f"| optimiser | Adam lr {config['lr']} (β {config['beta1']}, {config['beta2']}); {_schedule(options, run)} |",
+        f"| optimiser | Adam lr {config['lr']} (β {config['beta1']}, {config['beta2']}); {_schedule(options, run, ckpt['step'])} |",
         f"| losses | {'; '.join(losses)} |",
         f"| VGG-16 weights | {meta.get('vgg_weights') or 'not used (no VGG loss enabled)'} |",
         f"| wall time | {meta.get('train_seconds', 0) / 3600:.1f} h of training steps |",
         f"| hardware | {meta.get('hardware')}, bf16 autocast: {meta.get('bf16')} |",
         f"| software | restore {meta.get('restore_version')}, torch {meta.get('torch_version')} |",
     ]
-    curve = _curve_table(run) if run else []
+    curve = _curve_table(run, ckpt["step"]) if run else []
     if curve:
         lines += ["", "## Learning curve", "", "PSNR (dB) on the held-out training photos (256² centre crops; one seeded NVIDIA mask per image per bucket, and the centre 128² hole), composited output:", "", *curve]
     if quality:

@@ -196,13 +196,22 @@ def test_a_failing_step_leaves_the_last_good_checkpoint(tmp_path: Path, failure:
     assert load_checkpoint(tmp_path / "last.pt")["step"] == 2
 
 
-def test_weights_broken_by_a_step_with_a_finite_loss_are_never_saved(tmp_path: Path) -> None:
+@pytest.mark.parametrize("when", ["checkpoint step", "stop signal"])
+def test_weights_broken_by_a_step_with_a_finite_loss_are_never_saved(tmp_path: Path, when: str) -> None:
+    import os
+    import signal
+
     def fault(step: int, losses: dict, trainer: CSATrainer) -> None:
-        if step == 4:  # a checkpoint step
+        if step == (4 if when == "checkpoint step" else 3):
             with torch.no_grad():
                 next(trainer.generator.parameters()).fill_(float("nan"))
+            if when == "stop signal":
+                os.kill(os.getpid(), signal.SIGTERM)  # the loop stops after this step and saves what it has
 
-    with pytest.raises(FloatingPointError, match="non-finite weights after step 4"):
+    if when == "checkpoint step":
+        with pytest.raises(FloatingPointError, match="non-finite weights after step 4"):
+            _fit_with_a_faulty_step(tmp_path, fault)
+    else:
         _fit_with_a_faulty_step(tmp_path, fault)
     checkpoint = load_checkpoint(tmp_path / "last.pt")
     assert checkpoint["step"] == 2

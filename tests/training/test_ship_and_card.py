@@ -30,7 +30,9 @@ def test_model_card_tables_come_from_the_files(tmp_path: Path) -> None:
     _run(tmp_path / "run", iters=2)
     assert CliRunner().invoke(ship, [str(tmp_path / "run" / "last.pt"), str(tmp_path / "csa.pt")]).exit_code == 0
     metrics = {"l1": 1.5, "l2": 0.25, "psnr": 27.125, "ssim": 0.875}
-    (tmp_path / "run" / "curve.jsonl").write_text(json.dumps({"step": 2, "train_seconds": 7200, "metrics": {"centre": metrics}}) + "\n")
+    later = {"step": 4, "train_seconds": 9000, "metrics": {"centre": {**metrics, "psnr": 99.0}}}  # trained on after shipping
+    rows = [{"step": 2, "train_seconds": 7200, "metrics": {"centre": metrics}}, later]
+    (tmp_path / "run" / "curve.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
     quality = {"checkpoint_digest": "sha256:other", "sets": {"kodak24": {"images": 24, "results": {m: {"centre": metrics} for m in ("csa", "telea", "ns")}}}}
     (tmp_path / "q.json").write_text(json.dumps(quality))
     card = tmp_path / "csa.md"
@@ -43,7 +45,7 @@ def test_model_card_tables_come_from_the_files(tmp_path: Path) -> None:
                                              "--quality", str(tmp_path / "q.json"), "--out", str(card)])
     assert result.exit_code == 0, result.output
     text = card.read_text()
-    assert "| step | train hours | centre |" in text and "| 2 | 2.0 | 27.12 |" in text
+    assert "| step | train hours | centre |" in text and "| 2 | 2.0 | 27.12 |" in text and "99.00" not in text
     assert "| centre | 1.50 / 0.250 / 27.12 / 0.8750 |" in text and "+0.00 dB" in text
     assert "2 steps" in text
 
@@ -60,3 +62,4 @@ def test_lr_knots_show_a_re_planned_schedule_as_it_ran(tmp_path: Path) -> None:
     (tmp_path / "log.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
     steps = [step for step, _ in lr_knots(tmp_path / "log.jsonl")]
     assert steps == [10, 100, 300, 700, 1500]
+    assert [step for step, _ in lr_knots(tmp_path / "log.jsonl", until=1000)] == [10, 100, 300, 700, 1000]
