@@ -71,14 +71,12 @@ def phase_indices(length: int, k: int, phase: int) -> np.ndarray:
     return np.where(positions < length, positions, 2 * (length - 1) - positions)
 
 
-def split(image: np.ndarray, k: tuple[int, int], mode: str = "reflect") -> np.ndarray:
-    """All sub-images of an image (or a mask) at once.
+def split(image: np.ndarray, k: tuple[int, int]) -> np.ndarray:
+    """All sub-images of an image (or its hole mask: mirrored holes stay holes) at once.
 
     Args:
         image: any array whose first two axes are (H, W).
         k: (kh, kw).
-        mode: ``numpy.pad`` mode of the padding; ``"reflect"`` for images and their hole
-            masks alike, so mirrored hole pixels stay holes.
 
     Returns:
         ``subs[a, b]`` is sub-image (a, b).
@@ -90,7 +88,7 @@ def split(image: np.ndarray, k: tuple[int, int], mode: str = "reflect") -> np.nd
     kh, kw = k
     padded_h, padded_w = kh * math.ceil(height / kh), kw * math.ceil(width / kw)
     pad = [(0, padded_h - height), (0, padded_w - width)] + [(0, 0)] * (image.ndim - 2)
-    padded = np.pad(image, pad, mode=mode) if padded_h > height or padded_w > width else image
+    padded = np.pad(image, pad, mode="reflect") if padded_h > height or padded_w > width else image
     h, w = padded_h // kh, padded_w // kw
     # padded[a + kh*i, b + kw*j] -> subs[a, b, i, j]
     blocks = padded.reshape(h, kh, w, kw, *image.shape[2:])

@@ -55,8 +55,9 @@ def test_lr_knots_show_a_re_planned_schedule_as_it_ran(tmp_path: Path) -> None:
     from restore.training.model_card import lr_knots
 
     first = LoopOptions(out=tmp_path, iters=1200, lr=1e-3, batch_size=1, size=32, warmup=100, lr_decay_from=300)
-    # resumed at step 700 with the decay stretched to end at 1500, the rate carried on from where it was
-    second = LoopOptions(out=tmp_path, iters=1500, lr=1e-3, batch_size=1, size=32, warmup=100, lr_decay_from=-300)
+    # resumed at step 700 with the decay re-planned to end at 1500, the rate carried on from where it was
+    second = LoopOptions(out=tmp_path, iters=1500, lr=1e-3, batch_size=1, size=32, warmup=100, lr_decay_from=60)
+    assert abs(first.lr_at(700) - second.lr_at(700)) < 1e-12
     rows = [{"step": s, "lr": (first if s <= 700 else second).lr_at(s - 1)} for s in range(10, 1501, 10)]
     rows += [{"step": 690, "lr": first.lr_at(689)}]  # steps logged again after a resume
     (tmp_path / "log.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
