@@ -48,9 +48,10 @@ def test_soft_mask_and_mask_forms(device, dtype):
 @pytest.mark.parametrize(("device", "dtype"), device_dtypes())
 def test_backward_and_double_backward_match_reference(device, dtype):
     # The WGAN-GP use: the penalty of an input gradient, minimised through create_graph=True.
+    # Small enough that no order overflows float16 (at weight scale 1 the penalty alone is ~1e6).
     torch.manual_seed(1)
-    weight = torch.randn(3, 3, 3, 3, dtype=dtype, device=device)
-    x = torch.randn(2, 3, 8, 9, dtype=dtype, device=device)
+    weight = 0.05 * torch.randn(3, 3, 3, 3, dtype=dtype, device=device)
+    x = 0.5 * torch.randn(2, 3, 8, 9, dtype=dtype, device=device)
     mask = (torch.rand(2, 1, 8, 9, device=device) < 0.5).to(dtype)
     results = []
     for fn in (masked_gradient_penalty, masked_gradient_penalty_reference):
@@ -62,7 +63,10 @@ def test_backward_and_double_backward_match_reference(device, dtype):
         (dw,) = torch.autograd.grad(penalty, w, create_graph=True)
         (ddw,) = torch.autograd.grad(dw.pow(2).sum(), w)  # a third order through the op
         results.append((penalty, dw, ddw))
-    for got, want in zip(results[0], results[1], strict=True):
+    # In float16 the third order through the convolutions is rounding noise (the reference alone
+    # is off by several per cent of its largest value against float64), so it is compared in float32/64.
+    orders = 2 if dtype == torch.float16 else 3
+    for got, want in zip(results[0][:orders], results[1][:orders], strict=True):
         torch.testing.assert_close(got, want, **tolerances(dtype))
     assert results[0][1].abs().max() > 0
 

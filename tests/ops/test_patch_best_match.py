@@ -28,7 +28,9 @@ def _assert_best(index, score, query, keys, valid, ksize, dtype):
     picked = volume.gather(1, index.clamp_min(0).unsqueeze(1)).squeeze(1)
     torch.testing.assert_close(picked, ref_score, **tol)
     top2 = volume.topk(2, dim=1).values
-    clear = (top2[:, 0] - top2[:, 1]) > 10 * tol["atol"] + 10 * tol["rtol"]
+    # Half scores are rounded before the maximum is taken: keys within a few half ulps may swap.
+    margin = 8 * torch.finfo(dtype).eps if dtype == torch.float16 else 10 * tol["atol"] + 10 * tol["rtol"]
+    clear = (top2[:, 0] - top2[:, 1]) > margin
     assert clear.float().mean() > 0.5
     assert torch.equal(index[clear], ref_index[clear])
 
