@@ -1,7 +1,9 @@
 """CSA inference speed at 256²: images/s at batch 1 and 8, shipped width and paper width,
 with and without the compiled ops (the reference CSA layer loops in Python).
 
-    python benchmarks/csa_speed.py [--json bench-out/csa_speed.json]
+Images go from host memory to the device and back, as in ``restore batch``.
+
+    python benchmarks/csa_speed.py [--device cpu|cuda] [--json bench-out/csa_speed.json]
 """
 
 from __future__ import annotations
@@ -29,8 +31,10 @@ def _images_per_second(inpainter, batch: int, repeats: int) -> float:
 
 @click.command()
 @click.option("--repeats", default=3, show_default=True, type=int)
-@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=Path("bench-out/csa_speed.json"), show_default=True)
-def main(repeats: int, json_path: Path) -> None:
+@click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="default: bench-out/csa_speed.json (cpu) or bench-out/csa_speed_cuda.json")
+def main(repeats: int, device: str, json_path: Path | None) -> None:
     import torch
 
     import restore.ops._ext as ext
@@ -50,10 +54,11 @@ def main(repeats: int, json_path: Path) -> None:
     rows = []
     for label, generator in generators.items():
         config = generator.config
-        for bf16 in sorted({False, cpu_has_amx_bf16()}):
+        bf16_choices = {False, torch.cuda.is_bf16_supported()} if device == "cuda" else {False, cpu_has_amx_bf16()}
+        for bf16 in sorted(bf16_choices):
             for use_ops in ([True, False] if compiled else [False]):
                 ext._HAS_OPS = use_ops
-                inpainter = CSAInpainter(generator, "cpu", bf16=bf16)
+                inpainter = CSAInpainter(generator, device, bf16=bf16)
                 for batch in (1, 8):
                     ips = _images_per_second(inpainter, batch, repeats)
                     rows.append({"model": label, "width": config.width, "max_channels": config.max_channels,
@@ -63,8 +68,10 @@ def main(repeats: int, json_path: Path) -> None:
     click.echo("| model | width/cap | bf16 | compiled ops | batch | images/s | s/image |\n|---|---|---|---|---|---|---|")
     for r in rows:
         click.echo(f"| {r['model']} | {r['width']}/{r['max_channels']} | {r['bf16']} | {r['compiled_ops']} | {r['batch']} | {r['images_per_s']:.2f} | {r['s_per_image']:.3f} |")
+    json_path = json_path or Path("bench-out/csa_speed.json" if device == "cpu" else "bench-out/csa_speed_cuda.json")
     json_path.parent.mkdir(parents=True, exist_ok=True)
-    json_path.write_text(json.dumps({"threads": torch.get_num_threads(), "rows": rows}, indent=1))
+    machine = torch.cuda.get_device_name() if device == "cuda" else f"cpu, {torch.get_num_threads()} threads"
+    json_path.write_text(json.dumps({"device": machine, "torch": torch.__version__, "threads": torch.get_num_threads(), "rows": rows}, indent=1))
 
 
 if __name__ == "__main__":
