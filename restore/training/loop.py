@@ -1,7 +1,8 @@
 """The training loop shared by every method: steps, checkpoints, samples, learning curve.
 
 A method provides a trainer object (see :class:`Trainer`); the loop feeds it
-batches that are a pure function of ``(seed, step)``, writes atomic checkpoints
+batches that are a pure function of ``(seed, step)`` (the next ones are made in
+background threads while a step trains, pinned for a GPU), writes atomic checkpoints
 ``RUN_DIR/last.pt`` (every ``checkpoint_every`` steps, on SIGINT/SIGTERM and at
 the end) and ``RUN_DIR/step-NNNNNN.pt`` (every ``keep_every`` steps), a sample
 picture every ``sample_every`` steps and the held-out learning curve every
@@ -18,6 +19,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -80,6 +82,17 @@ class LoopOptions:
     eval_every: int = 1000
     log_every: int = 10
     progress: bool = True
+    loader_threads: int | None = None
+
+    def batch_threads(self, device: str) -> int:
+        """Threads making batches ahead of the steps: ``loader_threads``, else 1 on a CPU (the
+        step needs its cores) and up to 4 beside a GPU (a batch of large photos takes longer to
+        crop than a GPU step)."""
+        if self.loader_threads is not None:
+            return max(1, self.loader_threads)
+        from restore.hardware import usable_cores
+
+        return 1 if device == "cpu" else max(1, min(4, usable_cores() - 1))
 
     def lr_at(self, step: int) -> float:
         """The learning rate of step ``step`` (0-based): warm-up, constant, then optional linear decay."""
@@ -260,10 +273,27 @@ def fit(
     if held is not None and held.mask_sets:
         _write_baselines(held, out / "curve-baselines.json", options.batch_size)
 
+    pin = sync_device.startswith("cuda")
+
+    def load(index: int) -> tuple[Tensor, Tensor]:
+        images, masks = batches.batch(index)
+        return (images.pin_memory(), masks.pin_memory()) if pin else (images, masks)
+
+    ahead = options.batch_threads(sync_device.split(":")[0])
+    loader = ThreadPoolExecutor(max_workers=ahead, thread_name_prefix="training-batches")
+    pending: dict[int, Future] = {}
+
+    def make_ahead(first: int) -> None:
+        for index in range(first, min(first + ahead, options.iters)):
+            if index not in pending:
+                pending[index] = loader.submit(load, index)
+
+    make_ahead(step)
     try:
         while step < options.iters and not distributed.any_rank(stop["signal"] is not None, sync_device):
             trainer.set_lr(options.lr_at(step))
-            images, masks = batches.batch(step)
+            images, masks = pending.pop(step).result()
+            make_ahead(step + 1)  # made while this step trains
             began = time.perf_counter()
             losses = trainer.train_step(images, masks)
             seconds += time.perf_counter() - began
@@ -305,6 +335,7 @@ def fit(
             else:
                 log.warning("non-finite weights at step %d: not saved; last good checkpoint is %s", step, out / LAST)
     finally:
+        loader.shutdown(wait=True, cancel_futures=True)
         if progress is not None:
             progress.close()
         for sig, handler in previous.items():

@@ -227,3 +227,52 @@ def test_checkpoints_get_a_normal_files_mode(tmp_path: Path) -> None:
     finally:
         os.umask(previous)
     assert (tmp_path / "last.pt").stat().st_mode & 0o777 == 0o644
+
+
+class _RecordingBatches(TrainingBatches):
+    """Training batches that record which steps were asked for, in which thread, and can fail at one step."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.asked: list[int] = []
+        self.threads: set[str] = set()
+        self.fail_at: int | None = None
+
+    def batch(self, step: int):
+        import threading
+
+        self.asked.append(step)
+        self.threads.add(threading.current_thread().name)
+        if step == self.fail_at:
+            raise OSError(f"photo unreadable at step {step}")
+        return super().batch(step)
+
+
+def _prefetch_run(out: Path, fail_at: int | None = None, threads: int | None = None) -> tuple[_RecordingBatches, CSATrainer]:
+    torch.manual_seed(0)
+    batches = _RecordingBatches(_photos(), size=32, batch_size=2, mask_kinds=("box",), seed=1)
+    batches.fail_at = fail_at
+    options = LoopOptions(out=out, iters=4, lr=CONFIG.lr, batch_size=2, size=32, checkpoint_every=2, sample_every=0, eval_every=0,
+                          progress=False, loader_threads=threads)
+    trainer = CSATrainer(CONFIG)
+    fit(trainer, batches, options)
+    return batches, trainer
+
+
+def test_batches_are_made_ahead_in_background_threads_and_train_alike(tmp_path: Path) -> None:
+    one, one_trainer = _prefetch_run(tmp_path / "one")
+    assert one.asked == [0, 1, 2, 3]  # on a CPU one thread, in step order, none past the end
+    three, three_trainer = _prefetch_run(tmp_path / "three", threads=3)
+    assert sorted(three.asked) == [0, 1, 2, 3]
+    for batches in (one, three):
+        assert batches.threads and all(name.startswith("training-batches") for name in batches.threads)
+    a, b = one_trainer.generator.state_dict(), three_trainer.generator.state_dict()
+    assert all(torch.equal(a[key], b[key]) for key in a)
+    options = LoopOptions(out=tmp_path, iters=1, lr=1.0)
+    assert options.batch_threads("cpu") == 1 and 1 <= options.batch_threads("cuda") <= 4
+
+
+def test_an_error_making_a_batch_stops_the_run_with_that_error(tmp_path: Path) -> None:
+    with pytest.raises(OSError, match="step 2"):
+        _prefetch_run(tmp_path, fail_at=2, threads=2)
+    assert load_checkpoint(tmp_path / "last.pt")["step"] == 2
