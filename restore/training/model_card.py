@@ -18,7 +18,8 @@ import click
 SETS = ("10-20%", "20-30%", "30-40%", "40-50%", "centre")
 
 
-def _curve_table(run: Path, until: int) -> list[str]:
+def _curve_table(run: Path, until: int, offset: int = 0) -> list[str]:
+    """The run's learning curve up to its step ``until``; steps shown as ``offset`` + the run's own."""
     lines = []
     curve_path, base_path = run / "curve.jsonl", run / "curve-baselines.json"
     if not curve_path.is_file():
@@ -36,7 +37,7 @@ def _curve_table(run: Path, until: int) -> list[str]:
             lines.append(f"| OpenCV {name} | – | " + " | ".join(cell(metrics, s) for s in sets) + " |")
     for step in sorted(by_step):
         hours = by_step[step].get("train_seconds", 0) / 3600
-        lines.append(f"| {step} | {hours:.1f} | " + " | ".join(cell(by_step[step]["metrics"], s) for s in sets) + " |")
+        lines.append(f"| {offset + step} | {hours:.1f} | " + " | ".join(cell(by_step[step]["metrics"], s) for s in sets) + " |")
     return lines
 
 
@@ -90,6 +91,31 @@ def _batch(options: dict, meta: dict) -> str:
     return f"{per_process}" if processes == 1 else f"{processes} processes x {per_process}"
 
 
+def _steps(ckpt: dict) -> str:
+    """The steps one run added, counted from the first stage: ``first–last``."""
+    first = int(ckpt["metadata"].get("base_steps", 0))
+    return f"{first}–{first + int(ckpt['step'])}"
+
+
+def _data(meta: dict) -> str:
+    data = str(meta.get("data"))
+    held = len(meta.get("held_out", []))
+    from_eval = "**includes `eval/`**" if "eval" in Path(data).parts else "no photo from `eval/`"
+    return f"`{data}` ({meta.get('train_images')} photos; {held} held out for the learning curve); {from_eval}"
+
+
+def _stage_row(ckpt: dict, run: Path | None) -> str:
+    """One row of the training-stages table: what one run (one checkpoint's own steps) did."""
+    meta, config = ckpt["metadata"], ckpt["config"]
+    options = meta.get("options", {})
+    return " | ".join([
+        f"| {_steps(ckpt)}", f"{_batch(options, meta)}", _data(meta),
+        f"Adam lr {config['lr']} (β {config['beta1']}, {config['beta2']}); {_schedule(options, run, ckpt['step'])}",
+        f"{meta.get('train_seconds', 0) / 3600:.2f} h", f"{meta.get('hardware')}, bf16 autocast: {meta.get('bf16')}",
+        f"restore {meta.get('restore_version')}, torch {meta.get('torch_version')} |",
+    ])
+
+
 def _present(metrics: dict) -> list[str]:
     """The mask sets of ``metrics``, in the protocol's order."""
     return [name for name in SETS if name in metrics] + sorted(set(metrics) - set(SETS))
@@ -117,8 +143,13 @@ def _quality_tables(quality: dict) -> list[str]:
 @click.option("--checkpoint", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--run", "run", type=click.Path(exists=True, file_okay=False, path_type=Path), help="The run folder (learning curve).")
 @click.option("--quality", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="benchmarks/csa_quality.py JSON.")
+@click.option("--base", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="The checkpoint CHECKPOINT's run started from (restore train --init): its training becomes stage 1.")
+@click.option("--base-run", type=click.Path(exists=True, file_okay=False, path_type=Path), help="--base's run folder (its learning curve).")
+@click.option("--note", "notes", multiple=True, help="A sentence for the card's notes (repeatable).")
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path))
-def main(checkpoint: Path, run: Path | None, quality: Path | None, out: Path) -> None:
+def main(checkpoint: Path, run: Path | None, quality: Path | None, base: Path | None, base_run: Path | None,
+         notes: tuple[str, ...], out: Path) -> None:
     """Write the model card OUT for CHECKPOINT."""
     from restore.models.registry import file_digest
     from restore.training.checkpoint import load_checkpoint
@@ -126,6 +157,14 @@ def main(checkpoint: Path, run: Path | None, quality: Path | None, out: Path) ->
     ckpt = load_checkpoint(checkpoint)
     meta, config = ckpt["metadata"], ckpt["config"]
     options = meta.get("options", {})
+    stages = [(ckpt, run)]
+    if base is not None:
+        started_from = meta.get("init_from", {}).get("digest")
+        if started_from != file_digest(base):
+            raise click.ClickException(f"{checkpoint} was not started from --base {base} (its run started from {started_from})")
+        stages.insert(0, (load_checkpoint(base), base_run))
+    elif base_run is not None:
+        raise click.ClickException("--base-run needs --base")
     parameters = sum(v.numel() for v in ckpt["models"]["generator"].values())
     losses = [f"L1 on both stages (weight {config['l1_weight']}, hole pixels ×{config['hole_l1_weight']})"]
     if config["consistency_weight"] > 0:
@@ -140,28 +179,33 @@ def main(checkpoint: Path, run: Path | None, quality: Path | None, out: Path) ->
         f"| file | `{checkpoint.name}`, {checkpoint.stat().st_size / 1e6:.1f} MB, {'float16' if meta.get('half') else 'float32'}, `{file_digest(checkpoint)}` |",
         f"| network | CSA (rough U-Net + refinement U-Net with the CSA layer at 1/8 resolution), width {config['width']}, channel cap {config['max_channels']}, depth {config['depth']}, {parameters / 1e6:.2f} M parameters; push-pull prefill with residual outputs: {config['prefill']} |",
         f"| weights | {'moving average (decay ' + str(config['ema_decay']) + ') of the generator' if meta.get('moving_average') else 'the generator'} |",
-        f"| data | `{meta.get('data')}` ({meta.get('train_images')} photos; {len(meta.get('held_out', []))} held out for the learning curve); {'**includes `eval/`**' if 'eval' in Path(str(meta.get('data'))).parts else 'no photo from `eval/`'} |",
-        f"| training | {meta.get('total_steps', ckpt['step'])} steps, batch {_batch(options, meta)}, {options.get('size')}² random resized crops with flips, masks {', '.join(options.get('mask_kinds', []))} |",
-        f"| optimiser | Adam lr {config['lr']} (β {config['beta1']}, {config['beta2']}); {_schedule(options, run, ckpt['step'])} |",
+        f"| data | {'; then '.join(_data(stage['metadata']) for stage, _ in stages)} |",
+        f"| training | {meta.get('total_steps', ckpt['step'])} steps in all, {options.get('size')}² random resized crops with flips, masks {', '.join(options.get('mask_kinds', []))}; stages below |",
         f"| losses | {'; '.join(losses)} |",
         f"| VGG-16 weights | {meta.get('vgg_weights') or 'not used (no VGG loss enabled)'} |",
-        f"| wall time | {meta.get('train_seconds', 0) / 3600:.1f} h of training steps |",
-        f"| hardware | {meta.get('hardware')}, bf16 autocast: {meta.get('bf16')} |",
-        f"| software | restore {meta.get('restore_version')}, torch {meta.get('torch_version')} |",
+        f"| wall time | {sum(s['metadata'].get('train_seconds', 0) for s, _ in stages) / 3600:.1f} h of training steps in all |",
     ]
-    curve = _curve_table(run, ckpt["step"]) if run else []
-    if curve:
-        lines += ["", "## Learning curve", "", "PSNR (dB) on the held-out training photos (256² centre crops; one seeded NVIDIA mask per image per bucket, and the centre 128² hole), composited output:", "", *curve]
+    lines += ["", "## Training stages", "", "| steps | batch | data | optimiser | wall time | hardware | software |", "|---|---|---|---|---|---|---|"]
+    lines += [_stage_row(stage, stage_run) for stage, stage_run in stages]
+    curves = [(stage, _curve_table(stage_run, stage["step"], int(stage["metadata"].get("base_steps", 0)))) for stage, stage_run in stages if stage_run]
+    if any(curve for _, curve in curves):
+        lines += ["", "## Learning curve", "", "PSNR (dB) on the held-out training photos (256² centre crops; one seeded NVIDIA mask per image per bucket, and the centre 128² hole), composited output; steps counted from the first stage:"]
+        for stage, curve in curves:
+            if curve:
+                lines += ["", f"Steps {_steps(stage)}, held out from `{stage['metadata'].get('data')}`:", "", *curve]
     if quality:
         data = json.loads(Path(quality).read_text())
         measured = data.get("checkpoint_digest")
         if measured != file_digest(checkpoint):
             raise click.ClickException(f"{quality} measured another checkpoint ({measured}), not {checkpoint}; rerun benchmarks/csa_quality.py")
         lines += ["", "## Quality", "", "`python benchmarks/csa_quality.py` (DESIGN §10): NVIDIA irregular masks per hole-ratio bucket (one seeded mask per image) and the centre 128² hole; metrics on the whole composited image.", *_quality_tables(data)]
+    if notes:
+        lines += ["", "## Notes", "", *(f"- {note}" for note in notes)]
     lines += ["", "## Continue training", "",
-              "`make train-csa` resumes the run folder (`runs/csa-w32`) when it is there, or starts a new run from this checkpoint",
+              "`make train-csa` resumes its run folder (`CSA_RUN`) when it is there, or starts a new run from this checkpoint",
               "(`restore train --method csa --init restore/weights/csa.pt …`); ship the result with",
-              "`python -m restore.training.ship RUN/last.pt restore/weights/csa.pt` and regenerate this card."]
+              "`python -m restore.training.ship RUN/last.pt restore/weights/csa.pt` and regenerate this card",
+              "(`--base` the checkpoint the run started from)."]
     out.write_text("\n".join(lines) + "\n")
     click.echo(f"wrote {out}")
 

@@ -64,3 +64,25 @@ def test_lr_knots_show_a_re_planned_schedule_as_it_ran(tmp_path: Path) -> None:
     steps = [step for step, _ in lr_knots(tmp_path / "log.jsonl")]
     assert steps == [10, 100, 300, 700, 1500]
     assert [step for step, _ in lr_knots(tmp_path / "log.jsonl", until=1000)] == [10, 100, 300, 700, 1000]
+
+
+def test_model_card_lists_the_stage_a_run_started_from(tmp_path: Path) -> None:
+    from restore.training.checkpoint import save_checkpoint
+
+    _run(tmp_path / "run", iters=2)
+    assert CliRunner().invoke(ship, [str(tmp_path / "run" / "last.pt"), str(tmp_path / "base.pt")]).exit_code == 0
+    later = load_checkpoint(tmp_path / "base.pt")  # stands in for a run started with --init base.pt
+    later["step"] = 3
+    later["metadata"].update(init_from={"digest": file_digest(tmp_path / "base.pt"), "step": 2}, base_steps=2, total_steps=5,
+                             train_seconds=1800.0, hardware="a GPU", data="copy/of/train")
+    save_checkpoint(later, tmp_path / "csa.pt")
+    card = tmp_path / "csa.md"
+    arguments = ["--checkpoint", str(tmp_path / "csa.pt"), "--out", str(card), "--note", "the copy's photos were downscaled"]
+    wrong = CliRunner().invoke(model_card, [*arguments, "--base", str(tmp_path / "csa.pt")])
+    assert wrong.exit_code == 1 and "was not started from --base" in wrong.output and not card.exists()
+    result = CliRunner().invoke(model_card, [*arguments, "--base", str(tmp_path / "base.pt"), "--base-run", str(tmp_path / "run")])
+    assert result.exit_code == 0, result.output
+    text = card.read_text()
+    stages = [line for line in text.splitlines() if line.startswith(("| 0–2 |", "| 2–5 |"))]
+    assert len(stages) == 2 and "a GPU" in stages[1] and "copy/of/train" in stages[1] and "0.50 h" in stages[1]
+    assert "5 steps in all" in text and "- the copy's photos were downscaled" in text
