@@ -1,11 +1,13 @@
 """Write the model card of a shipped checkpoint from measured data.
 
     python -m restore.training.model_card --checkpoint restore/weights/csa.pt \
-        --run runs/csa-w32 --quality bench-out/csa_quality.json --out restore/weights/csa.md
+        --run runs/csa-finetune --base OLD_CSA.pt --base-run runs/csa-w32 \
+        --quality bench-out/csa_quality.json --out restore/weights/csa.md
 
-Everything in the card comes from the checkpoint's metadata, the run's learning
-curve (``curve.jsonl``, ``curve-baselines.json``) and a quality benchmark JSON
-(``benchmarks/csa_quality.py``): nothing is typed in by hand.
+Everything in the card comes from the checkpoints' metadata (the shipped one and,
+with ``--base``, the one its run started from), the runs' learning curves
+(``curve.jsonl``, ``curve-baselines.json``, ``log.jsonl``) and a quality benchmark
+JSON (``benchmarks/csa_quality.py``); only ``--note`` sentences are typed in.
 """
 
 from __future__ import annotations
