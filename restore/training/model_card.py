@@ -154,17 +154,24 @@ def main(checkpoint: Path, run: Path | None, quality: Path | None, base: Path | 
          notes: tuple[str, ...], out: Path) -> None:
     """Write the model card OUT for CHECKPOINT."""
     from restore.models.registry import file_digest
-    from restore.training.checkpoint import load_checkpoint
+    from restore.training.checkpoint import CheckpointError, load_checkpoint
 
-    ckpt = load_checkpoint(checkpoint)
+    def load(path: Path) -> dict:
+        try:
+            return load_checkpoint(path)
+        except CheckpointError as error:
+            raise click.ClickException(str(error)) from None
+
+    ckpt = load(checkpoint)
     meta, config = ckpt["metadata"], ckpt["config"]
     options = meta.get("options", {})
     stages = [(ckpt, run)]
     if base is not None:
         started_from = meta.get("init_from", {}).get("digest")
         if started_from != file_digest(base):
-            raise click.ClickException(f"{checkpoint} was not started from --base {base} (its run started from {started_from})")
-        stages.insert(0, (load_checkpoint(base), base_run))
+            origin = f"its run started from {started_from}" if started_from else "its run did not start from a checkpoint"
+            raise click.ClickException(f"{checkpoint} was not started from --base {base} ({origin})")
+        stages.insert(0, (load(base), base_run))
     elif base_run is not None:
         raise click.ClickException("--base-run needs --base")
     parameters = sum(v.numel() for v in ckpt["models"]["generator"].values())

@@ -80,6 +80,9 @@ def test_model_card_lists_the_stage_a_run_started_from(tmp_path: Path) -> None:
     arguments = ["--checkpoint", str(tmp_path / "csa.pt"), "--out", str(card), "--note", "the copy's photos were downscaled"]
     wrong = CliRunner().invoke(model_card, [*arguments, "--base", str(tmp_path / "csa.pt")])
     assert wrong.exit_code == 1 and "was not started from --base" in wrong.output and not card.exists()
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    junk = CliRunner().invoke(model_card, ["--checkpoint", str(tmp_path / "junk.pt"), "--out", str(card)])
+    assert junk.exit_code == 1 and "junk.pt" in junk.output and not card.exists()
     result = CliRunner().invoke(model_card, [*arguments, "--base", str(tmp_path / "base.pt"), "--base-run", str(tmp_path / "run")])
     assert result.exit_code == 0, result.output
     text = card.read_text()
