@@ -48,13 +48,50 @@ def test_kernel_matches_reference(device, dtype, contiguous, ksize, shape):
 
 
 @pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.needs_cuda)])
-def test_many_key_blocks(device):
-    # 40x40 = 1600 positions: several key blocks of the blocked search.
-    query, keys, valid = _inputs((2, 8, 40, 40), torch.float64, device, p=0.6)
+@pytest.mark.parametrize(
+    "shape",
+    [
+        (2, 8, 40, 40),  # 1,600 positions: several key blocks on the CPU
+        (1, 4, 48, 48),  # 2,304 positions: several key blocks on CUDA too
+        (5, 4, 36, 36),  # CUDA groups two whole images per GEMM: groups of 2, 2 and 1
+    ],
+)
+def test_many_key_blocks_and_image_groups(device, shape):
+    query, keys, valid = _inputs(shape, torch.float64, device, p=0.6)
     index, score = patch_best_match(query, keys, valid)
     _assert_best(index, score, query, keys, valid, 1, torch.float64)
     ref_index, ref_score = patch_best_match_reference(query, keys, valid)
     assert torch.equal(index, ref_index)
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.needs_cuda)])
+@pytest.mark.parametrize("shape", [(3, 8, 9, 7), (2, 8, 48, 48), (5, 8, 36, 36)])
+def test_ties_go_to_smallest_usable_key_across_blocks(device, shape):
+    # Every key and query is one of four palette vectors, so each query ties with every
+    # usable key that holds its vector: the smallest such position must win, whichever
+    # key block, image group or key segment of the search it lies in.
+    b, c, h, w = shape
+    generator = torch.Generator().manual_seed(7)
+    palette = torch.randn(4, c, dtype=torch.float64, generator=generator)
+    key_ids = torch.randint(0, 4, (b, h * w), generator=generator)
+    query_ids = torch.randint(0, 4, (b, h * w), generator=generator)
+    valid = torch.rand(b, h * w, generator=generator) < 0.5
+    valid[:, 0] = True
+    first = torch.full((b, 4), -1, dtype=torch.long)
+    for image in range(b):
+        for position in reversed(range(h * w)):
+            if valid[image, position]:
+                first[image, key_ids[image, position]] = position
+    expected = first.gather(1, query_ids)
+
+    def image(ids: torch.Tensor) -> torch.Tensor:
+        return palette[ids].transpose(1, 2).reshape(b, c, h, w).contiguous().to(device)
+
+    index, score = patch_best_match(image(query_ids), image(key_ids), valid.reshape(b, h, w).to(device))
+    best_is_own = (expected >= 0).reshape(b, h, w)  # a query whose own vector has a usable key
+    assert best_is_own.float().mean() > 0.9
+    assert torch.equal(index.cpu()[best_is_own], expected.reshape(b, h, w)[best_is_own])
+    torch.testing.assert_close(score.cpu()[best_is_own], torch.ones_like(score.cpu()[best_is_own]))
 
 
 @pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.needs_cuda)])

@@ -1,33 +1,63 @@
 // CUDA kernels of the fused top-1 search (restore::patch_best_match). The glue runs
-// one cuBLAS GEMM per block of keys into a small buffer (B, kb, N) and this file's
-// update kernel folds it into a running (score, index) maximum per query, so the
-// (H*W)^2 volume never exists. See csrc/ops/patch_best_match.cpp for the semantics.
+// one batched cuBLAS GEMM per block of (images, keys) into a small buffer (B, kb, N)
+// and this file's update kernel folds it into a running (score, index) maximum per
+// query, so the (H*W)^2 volume of the whole batch never exists. See csrc/ops/patch_best_match.cpp for the semantics.
 #include "common.cuh"
 
 namespace restore_cuda {
 namespace {
+
+// A block takes kTileQueries consecutive queries of one image; its kSegments warps split
+// the kb keys into contiguous segments, each warp scanning its segment for its 32
+// queries (coalesced reads of a score row), then warp 0 folds the segment maxima into
+// the running maximum in key order, so ties keep going to the smallest key.
+constexpr int kTileQueries = 32;
+constexpr int kSegments = kThreads / kTileQueries;
 
 template <typename T>
 __global__ void best_match_update_kernel(const T* __restrict__ scores, const uint8_t* __restrict__ usable,
                                          int64_t B, int64_t N, int64_t k0, int64_t kb,
                                          acc_t<T>* __restrict__ best_score, int64_t* __restrict__ best_index) {
   using A = acc_t<T>;
-  for (int64_t i = global_thread(); i < B * N; i += global_stride()) {
-    const int64_t b = i / N, q = i % N;
-    A best = best_score[i];
-    int64_t arg = best_index[i];
-    const T* column = scores + b * kb * N + q;
-    const uint8_t* use = usable + b * N + k0;
-    for (int64_t j = 0; j < kb; ++j) {
-      if (!use[j]) continue;
-      const A s = to_acc(column[j * N]);
-      if (s > best) {  // strict: the smallest key wins ties (as the CPU kernel)
-        best = s;
-        arg = k0 + j;
+  __shared__ A segment_score[kSegments][kTileQueries];
+  __shared__ int64_t segment_index[kSegments][kTileQueries];
+  const int lane = threadIdx.x % kTileQueries, segment = threadIdx.x / kTileQueries;
+  const int64_t tiles = (N + kTileQueries - 1) / kTileQueries;
+  const int64_t per_segment = (kb + kSegments - 1) / kSegments;
+  const int64_t j0 = segment * per_segment, j1 = j0 + per_segment < kb ? j0 + per_segment : kb;
+  for (int64_t tile = blockIdx.x; tile < B * tiles; tile += gridDim.x) {
+    const int64_t b = tile / tiles, q = (tile % tiles) * kTileQueries + lane;
+    A best = -A(INFINITY);
+    int64_t arg = -1;
+    if (q < N) {
+      const T* column = scores + b * kb * N + q;
+      const uint8_t* use = usable + b * N + k0;
+      for (int64_t j = j0; j < j1; ++j) {
+        if (!use[j]) continue;
+        const A s = to_acc(column[j * N]);
+        if (s > best) {  // strict: the smallest key wins ties (as the CPU kernel)
+          best = s;
+          arg = k0 + j;
+        }
       }
     }
-    best_score[i] = best;
-    best_index[i] = arg;
+    segment_score[segment][lane] = best;
+    segment_index[segment][lane] = arg;
+    __syncthreads();
+    if (segment == 0 && q < N) {
+      const int64_t i = b * N + q;
+      best = best_score[i];
+      arg = best_index[i];
+      for (int s = 0; s < kSegments; ++s) {
+        if (segment_score[s][lane] > best) {
+          best = segment_score[s][lane];
+          arg = segment_index[s][lane];
+        }
+      }
+      best_score[i] = best;
+      best_index[i] = arg;
+    }
+    __syncthreads();
   }
 }
 
@@ -64,7 +94,8 @@ extern "C" cudaError_t restore_best_match_update_cuda(int dtype, const void* sco
                                                       int64_t B, int64_t N, int64_t k0, int64_t kb,
                                                       void* best_score, int64_t* best_index, cudaStream_t stream) {
   if (B * N == 0 || kb == 0) return cudaSuccess;
-  RESTORE_DISPATCH_DTYPE(dtype, best_match_update_kernel<scalar_t><<<grid_for(B * N), kThreads, 0, stream>>>(
+  const int64_t tiles = B * ((N + kTileQueries - 1) / kTileQueries);
+  RESTORE_DISPATCH_DTYPE(dtype, best_match_update_kernel<scalar_t><<<grid_for(tiles, 1), kThreads, 0, stream>>>(
                                     static_cast<const scalar_t*>(scores), usable, B, N, k0, kb,
                                     static_cast<acc_t<scalar_t>*>(best_score), best_index));
   return cudaGetLastError();

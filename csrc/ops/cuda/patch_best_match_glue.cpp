@@ -1,7 +1,9 @@
-// CUDA registration of restore::patch_best_match and its backward. Images one at a
-// time: normalised columns of the image, then blocks of keys, each one cuBLAS GEMM
-// into a reused buffer of kBlockElements scores and one update kernel
-// (csrc/ops/cuda/patch_best_match.cu). The (H*W)^2 volume is never built.
+// CUDA registration of restore::patch_best_match and its backward. Images in groups:
+// normalised columns of the group, then blocks of keys, each one batched cuBLAS GEMM
+// into a reused buffer of at most kBlockElements scores and one update kernel
+// (csrc/ops/cuda/patch_best_match.cu). A group holds as many whole images as the
+// buffer takes (one key block each), or one image split into key blocks when its own
+// (H*W)^2 scores do not fit. The (B, H*W, H*W) volume is never built.
 #include <ATen/core/Tensor.h>
 #include <ATen/ops/bmm.h>
 #include <ATen/ops/empty.h>
@@ -17,8 +19,8 @@
 namespace restore {
 namespace {
 
-// Scores per GEMM block (8 MiB of float32).
-constexpr int64_t kBlockElements = int64_t(1) << 21;
+// Scores per GEMM block (16 MiB of float32).
+constexpr int64_t kBlockElements = int64_t(1) << 22;
 
 std::tuple<at::Tensor, at::Tensor> patch_best_match_cuda(const at::Tensor& query, const at::Tensor& keys,
                                                          const at::Tensor& key_valid, int64_t ksize) {
@@ -34,19 +36,21 @@ std::tuple<at::Tensor, at::Tensor> patch_best_match_cuda(const at::Tensor& query
   auto score = at::empty({B, H, W}, q.options());
   if (index.numel() == 0) return {index, score};
   const auto usable = usable_keys(valid, H, W, ksize, stream);
-  const int64_t block = std::max<int64_t>(1, std::min<int64_t>(N, kBlockElements / N));
-  auto buffer = at::empty({block * N}, q.options());
-  for (int64_t b = 0; b < B; ++b) {
+  const int64_t images = std::max<int64_t>(1, std::min<int64_t>(B, kBlockElements / (N * N)));
+  const int64_t block = images > 1 ? N : std::max<int64_t>(1, std::min<int64_t>(N, kBlockElements / N));
+  auto buffer = at::empty({images * block * N}, q.options());
+  for (int64_t b0 = 0; b0 < B; b0 += images) {
+    const int64_t g = std::min(images, B - b0);
     at::Tensor qcol, qnorm, kcol, knorm;
-    unit_columns(q.narrow(0, b, 1), ksize, code, qcol, qnorm, stream);
-    unit_columns(kk.narrow(0, b, 1), ksize, code, kcol, knorm, stream);
+    unit_columns(q.narrow(0, b0, g), ksize, code, qcol, qnorm, stream);
+    unit_columns(kk.narrow(0, b0, g), ksize, code, kcol, knorm, stream);
     for (int64_t k0 = 0; k0 < N; k0 += block) {
       const int64_t kb = std::min(block, N - k0);
-      auto scores = buffer.narrow(0, 0, kb * N).view({1, kb, N});
-      at::bmm_out(scores, kcol.narrow(2, k0, kb).transpose(1, 2), qcol);  // (1, kb, D) x (1, D, N)
-      RESTORE_LAUNCH_CHECK(restore_best_match_update_cuda(code, scores.data_ptr(), usable.data_ptr<uint8_t>() + b * N,
-                                                          /*B=*/1, N, k0, kb, best.select(0, b).data_ptr(),
-                                                          index.data_ptr<int64_t>() + b * N, stream));
+      auto scores = buffer.narrow(0, 0, g * kb * N).view({g, kb, N});
+      at::bmm_out(scores, kcol.narrow(2, k0, kb).transpose(1, 2), qcol);  // (g, kb, D) x (g, D, N)
+      RESTORE_LAUNCH_CHECK(restore_best_match_update_cuda(code, scores.data_ptr(), usable.data_ptr<uint8_t>() + b0 * N,
+                                                          g, N, k0, kb, best.narrow(0, b0, g).data_ptr(),
+                                                          index.data_ptr<int64_t>() + b0 * N, stream));
     }
   }
   RESTORE_LAUNCH_CHECK(restore_best_match_finish_cuda(code, best.data_ptr(), B, N, score.data_ptr(), stream));
