@@ -1,11 +1,12 @@
 """Write the model card of a shipped checkpoint from measured data.
 
     python -m restore.training.model_card --checkpoint restore/weights/csa.pt \
-        --run runs/csa-finetune --base OLD_CSA.pt --base-run runs/csa-w32 \
+        --run runs/csa-finetune --base OLD_CSA.pt --base-run runs/old-run \
+        [--base OLDER_CSA.pt --base-run runs/older-run ...] \
         --quality bench-out/csa_quality.json --out restore/weights/csa.md
 
 Everything in the card comes from the checkpoints' metadata (the shipped one and,
-with ``--base``, the one its run started from), the runs' learning curves
+with ``--base``, the chain of checkpoints its run started from), the runs' learning curves
 (``curve.jsonl``, ``curve-baselines.json``, ``log.jsonl``) and a quality benchmark
 JSON (``benchmarks/csa_quality.py``); only ``--note`` sentences are typed in.
 """
@@ -70,10 +71,19 @@ def lr_knots(log_path: Path, until: int | None = None) -> list[tuple[int, float]
     tolerance = 1e-3 * max(lr for _, lr in points) / max(1, points[-1][0] - points[0][0])
     slope = lambda a, b: (b[1] - a[1]) / (b[0] - a[0])  # noqa: E731
     knots = [points[0]]
-    for before, here, after in zip(points, points[1:], points[2:], strict=False):
-        # a corner between two logged steps bends both of them: keep the first
-        if abs(slope(before, here) - slope(here, after)) > tolerance and knots[-1] != before:
-            knots.append(here)
+    for i in range(1, len(points) - 1):
+        before, here, after = points[i - 1], points[i], points[i + 1]
+        if abs(slope(before, here) - slope(here, after)) <= tolerance:
+            continue
+        if knots[-1] == before:
+            # A corner between two logged steps bends both of them (keep the first); a jump
+            # (the rate changed at a resume) makes a segment steeper than both neighbours: keep both.
+            if i < 2:
+                continue
+            low, high = sorted((slope(points[i - 2], before), slope(here, after)))
+            if low - tolerance <= slope(before, here) <= high + tolerance:
+                continue
+        knots.append(here)
     return knots + [points[-1]]
 
 
@@ -145,12 +155,14 @@ def _quality_tables(quality: dict) -> list[str]:
 @click.option("--checkpoint", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--run", "run", type=click.Path(exists=True, file_okay=False, path_type=Path), help="The run folder (learning curve).")
 @click.option("--quality", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="benchmarks/csa_quality.py JSON.")
-@click.option("--base", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="The checkpoint CHECKPOINT's run started from (restore train --init): its training becomes stage 1.")
-@click.option("--base-run", type=click.Path(exists=True, file_okay=False, path_type=Path), help="--base's run folder (its learning curve).")
+@click.option("--base", "bases", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="The checkpoint CHECKPOINT's run started from (restore train --init): an earlier training stage. "
+                   "Repeat for the checkpoint that one started from, and so on.")
+@click.option("--base-run", "base_runs", multiple=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="The run folder of each --base, in the same order (their learning curves).")
 @click.option("--note", "notes", multiple=True, help="A sentence for the card's notes (repeatable).")
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path))
-def main(checkpoint: Path, run: Path | None, quality: Path | None, base: Path | None, base_run: Path | None,
+def main(checkpoint: Path, run: Path | None, quality: Path | None, bases: tuple[Path, ...], base_runs: tuple[Path, ...],
          notes: tuple[str, ...], out: Path) -> None:
     """Write the model card OUT for CHECKPOINT."""
     from restore.models.registry import file_digest
@@ -166,14 +178,16 @@ def main(checkpoint: Path, run: Path | None, quality: Path | None, base: Path | 
     meta, config = ckpt["metadata"], ckpt["config"]
     options = meta.get("options", {})
     stages = [(ckpt, run)]
-    if base is not None:
-        started_from = meta.get("init_from", {}).get("digest")
+    if base_runs and len(base_runs) != len(bases):
+        raise click.ClickException(f"give one --base-run per --base, or none ({len(bases)} --base, {len(base_runs)} --base-run)")
+    child, child_path = ckpt, checkpoint
+    for position, base in enumerate(bases):
+        started_from = child["metadata"].get("init_from", {}).get("digest")
         if started_from != file_digest(base):
             origin = f"its run started from {started_from}" if started_from else "its run did not start from a checkpoint"
-            raise click.ClickException(f"{checkpoint} was not started from --base {base} ({origin})")
-        stages.insert(0, (load(base), base_run))
-    elif base_run is not None:
-        raise click.ClickException("--base-run needs --base")
+            raise click.ClickException(f"{child_path} was not started from --base {base} ({origin})")
+        child, child_path = load(base), base
+        stages.insert(0, (child, base_runs[position] if base_runs else None))
     parameters = sum(v.numel() for v in ckpt["models"]["generator"].values())
     losses = [f"L1 on both stages (weight {config['l1_weight']}, hole pixels ×{config['hole_l1_weight']})"]
     if config["consistency_weight"] > 0:
@@ -188,7 +202,7 @@ def main(checkpoint: Path, run: Path | None, quality: Path | None, base: Path | 
         f"| file | `{checkpoint.name}`, {checkpoint.stat().st_size / 1e6:.1f} MB, {'float16' if meta.get('half') else 'float32'}, `{file_digest(checkpoint)}` |",
         f"| network | CSA (rough U-Net + refinement U-Net with the CSA layer at 1/8 resolution), width {config['width']}, channel cap {config['max_channels']}, depth {config['depth']}, {parameters / 1e6:.2f} M parameters; push-pull prefill with residual outputs: {config['prefill']} |",
         f"| weights | {'moving average (decay ' + str(config['ema_decay']) + ') of the generator' if meta.get('moving_average') else 'the generator'} |",
-        f"| data | {'; then '.join(_data(stage['metadata']) for stage, _ in stages)} |",
+        f"| data | {'; then '.join(dict.fromkeys(_data(stage['metadata']) for stage, _ in stages))} |",
         f"| training | {meta.get('total_steps', ckpt['step'])} steps in all, {options.get('size')}² random resized crops with flips, masks {', '.join(options.get('mask_kinds', []))}; stages below |",
         f"| losses | {'; '.join(losses)} |",
         f"| VGG-16 weights | {meta.get('vgg_weights') or 'not used (no VGG loss enabled)'} |",
@@ -214,7 +228,7 @@ def main(checkpoint: Path, run: Path | None, quality: Path | None, base: Path | 
               "`make train-csa` resumes its run folder (`CSA_RUN`) when it is there, or starts a new run from this checkpoint",
               "(`restore train --method csa --init restore/weights/csa.pt …`); ship the result with",
               "`python -m restore.training.ship RUN/last.pt restore/weights/csa.pt` and regenerate this card",
-              "(`--base` the checkpoint the run started from)."]
+              "(`--base` the checkpoint the run started from, then the one that started from, and so on)."]
     out.write_text("\n".join(lines) + "\n")
     click.echo(f"wrote {out}")
 

@@ -64,6 +64,13 @@ def test_lr_knots_show_a_re_planned_schedule_as_it_ran(tmp_path: Path) -> None:
     steps = [step for step, _ in lr_knots(tmp_path / "log.jsonl")]
     assert steps == [10, 100, 300, 700, 1500]
     assert [step for step, _ in lr_knots(tmp_path / "log.jsonl", until=1000)] == [10, 100, 300, 700, 1000]
+    # re-planned at step 700 without keeping the rate: it jumps up there, and both sides show
+    third = LoopOptions(out=tmp_path, iters=2000, lr=1e-3, batch_size=1, size=32, warmup=100, lr_decay_from=0)
+    rows = [{"step": s, "lr": (first if s <= 700 else third).lr_at(s - 1)} for s in range(10, 2001, 10)]
+    (tmp_path / "log.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    knots = lr_knots(tmp_path / "log.jsonl")
+    assert [step for step, _ in knots] == [10, 100, 300, 700, 710, 2000]
+    assert knots[4][1] > knots[3][1]
 
 
 def test_model_card_lists_the_stage_a_run_started_from(tmp_path: Path) -> None:
@@ -89,3 +96,32 @@ def test_model_card_lists_the_stage_a_run_started_from(tmp_path: Path) -> None:
     stages = [line for line in text.splitlines() if line.startswith(("| 0–2 |", "| 2–5 |"))]
     assert len(stages) == 2 and "a GPU" in stages[1] and "copy/of/train" in stages[1] and "0.50 h" in stages[1]
     assert "5 steps in all" in text and "- the copy's photos were downscaled" in text
+
+
+def test_model_card_follows_a_chain_of_stages(tmp_path: Path) -> None:
+    from restore.training.checkpoint import save_checkpoint
+
+    _run(tmp_path / "run", iters=2)
+    assert CliRunner().invoke(ship, [str(tmp_path / "run" / "last.pt"), str(tmp_path / "first.pt")]).exit_code == 0
+    parent = tmp_path / "first.pt"
+    for name, steps, base_steps in (("second.pt", 3, 2), ("third.pt", 4, 5)):  # each started with --init its parent
+        child = load_checkpoint(parent)
+        child["step"] = steps
+        child["metadata"].update(init_from={"digest": file_digest(parent), "step": base_steps}, base_steps=base_steps,
+                                 total_steps=base_steps + steps, hardware=f"hardware of {name}")
+        save_checkpoint(child, tmp_path / name)
+        parent = tmp_path / name
+    card = tmp_path / "csa.md"
+    arguments = ["--checkpoint", str(tmp_path / "third.pt"), "--out", str(card)]
+    chain = ["--base", str(tmp_path / "second.pt"), "--base", str(tmp_path / "first.pt")]
+    out_of_order = CliRunner().invoke(model_card, [*arguments, *chain[2:], *chain[:2]])
+    assert out_of_order.exit_code == 1 and "third.pt was not started from --base" in out_of_order.output
+    broken = CliRunner().invoke(model_card, [*arguments, "--base", str(tmp_path / "second.pt"), "--base", str(tmp_path / "second.pt")])
+    assert broken.exit_code == 1 and "second.pt was not started from --base" in broken.output and not card.exists()
+    unpaired = CliRunner().invoke(model_card, [*arguments, *chain, "--base-run", str(tmp_path / "run")])
+    assert unpaired.exit_code == 1 and "one --base-run per --base" in unpaired.output and not card.exists()
+    result = CliRunner().invoke(model_card, [*arguments, *chain])
+    assert result.exit_code == 0, result.output
+    rows = [line for line in card.read_text().splitlines() if line.startswith(("| 0–2 |", "| 2–5 |", "| 5–9 |"))]
+    assert [row.split(" | ")[0] for row in rows] == ["| 0–2", "| 2–5", "| 5–9"]
+    assert "hardware of second.pt" in rows[1] and "hardware of third.pt" in rows[2] and "9 steps in all" in card.read_text()
