@@ -32,6 +32,9 @@ def free_port() -> int:
 def run_ranks(rank_main: Callable[..., Any], job: Any, scheduler: str, nprocs: int, timeout: float = WORKERS_TIMEOUT) -> None:
     """Run ``rank_main(rank, nprocs, init_method, job)`` for every rank, one per Dask worker.
 
+    ``timeout`` bounds the wait for ``nprocs`` workers; reaching the scheduler has its own
+    timeout (``CONNECT_TIMEOUT``), so a short wait never turns a slow connection into an error.
+
     Raises:
         TrainLaunchError: too few workers, or a rank failed.
         restore.pipelines.tiled_inference.BatchError: the scheduler cannot be reached.
@@ -40,9 +43,9 @@ def run_ranks(rank_main: Callable[..., Any], job: Any, scheduler: str, nprocs: i
     from distributed.comm.addressing import get_address_host
 
     from restore.messages import one_line
-    from restore.pipelines.tiled_inference import open_client
+    from restore.pipelines.tiled_inference import CONNECT_TIMEOUT, open_client
 
-    with open_client(scheduler, timeout=timeout) as client:
+    with open_client(scheduler, timeout=CONNECT_TIMEOUT) as client:
         try:
             client.wait_for_workers(nprocs, timeout=timeout)
         except (TimeoutError, OSError):
