@@ -35,7 +35,7 @@ demo: venv
 # Keep training the shipped CSA model: resumes $(CSA_RUN) when it exists, else starts a new run
 # from restore/weights/csa.pt (its weights and configuration; the optimiser starts afresh; the
 # learning rate warms up, then decays linearly to 0 at CSA_ITERS of the new run's own steps).
-# On a GPU: make train-csa CSA_BATCH=32 (about 12 steps/s on one H100).
+# On a GPU: make train-csa CSA_BATCH=32 (12–17 steps/s on one H100).
 # Then: python -m restore.training.ship $(CSA_RUN)/last.pt restore/weights/csa.pt
 CSA_RUN ?= runs/csa-finetune
 CSA_ITERS ?= 20000
