@@ -77,7 +77,8 @@ def lr_knots(log_path: Path, until: int | None = None) -> list[tuple[int, float]
             continue
         if knots[-1] == before:
             # A corner between two logged steps bends both of them (keep the first); a jump
-            # (the rate changed at a resume) makes a segment steeper than both neighbours: keep both.
+            # (the rate changed at a resume) gives a segment whose slope lies outside its
+            # neighbours' slopes: keep both of its ends.
             if i < 2:
                 continue
             low, high = sorted((slope(points[i - 2], before), slope(here, after)))

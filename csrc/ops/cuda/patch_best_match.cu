@@ -1,7 +1,8 @@
 // CUDA kernels of the fused top-1 search (restore::patch_best_match). The glue runs
 // one batched cuBLAS GEMM per block of (images, keys) into a small buffer (B, kb, N)
 // and this file's update kernel folds it into a running (score, index) maximum per
-// query, so the (H*W)^2 volume of the whole batch never exists. See csrc/ops/patch_best_match.cpp for the semantics.
+// query, so the (B, H*W, H*W) volume never exists. See csrc/ops/patch_best_match.cpp
+// for the semantics.
 #include "common.cuh"
 
 namespace restore_cuda {
