@@ -2,9 +2,11 @@
 
 Scores CSA (the shipped checkpoint, or --checkpoint) and the OpenCV Telea and NS
 baselines in the same run, on the same images and masks, and prints a markdown
-table per data set plus the margins of CSA over the better baseline.
+table per data set plus the margins of CSA over the better baseline. ``--ensemble N``
+also scores CSA as an N-view self-ensemble (``restore batch --ensemble N``), as method
+``csa-xN``.
 
-    python benchmarks/csa_quality.py [--checkpoint PATH] [--json bench-out/csa_quality.json]
+    python benchmarks/csa_quality.py [--checkpoint PATH] [--ensemble 8] [--json bench-out/csa_quality.json]
 """
 
 from __future__ import annotations
@@ -23,18 +25,24 @@ import click
 @click.option("--limit", type=int, default=None, help="Use only the first N images of each set (quick checks).")
 @click.option("--seed", default=0, show_default=True, type=int, help="Mask seed (one fixed mask per image per bucket).")
 @click.option("--batch-size", default=8, show_default=True, type=int)
+@click.option("--ensemble", type=click.Choice(["2", "4", "8"]), default=None, help="Also score CSA as a self-ensemble of this many views.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=Path("bench-out/csa_quality.json"), show_default=True)
-def main(checkpoint: Path | None, sets: str, limit: int | None, seed: int, batch_size: int, json_path: Path) -> None:
+def main(checkpoint: Path | None, sets: str, limit: int | None, seed: int, batch_size: int, ensemble: str | None, json_path: Path) -> None:
     import torch
 
     from restore.data.datasets import centre_square, load_images
     from restore.evaluation import PROTOCOL_SIZE, evaluate, format_table, protocol_mask_sets
+    from restore.models.ensemble import SelfEnsemble
     from restore.models.registry import file_digest, load_inpainter, resolve_checkpoint
     from restore.paths import shared_data_dir
 
     torch.set_grad_enabled(False)
     checkpoint = resolve_checkpoint("csa", checkpoint)
     methods = {"csa": load_inpainter("csa", checkpoint), "telea": load_inpainter("telea"), "ns": load_inpainter("ns")}
+    learned = ["csa"]
+    if ensemble is not None:
+        methods = {"csa": methods["csa"], f"csa-x{ensemble}": SelfEnsemble(methods["csa"], int(ensemble)), "telea": methods["telea"], "ns": methods["ns"]}
+        learned.append(f"csa-x{ensemble}")
     report: dict = {"checkpoint": str(checkpoint), "checkpoint_digest": file_digest(checkpoint), "seed": seed,
                     "threads": torch.get_num_threads(), "bf16": methods["csa"].bf16, "torch": torch.__version__,
                     "machine": platform.machine(), "sets": {}}
@@ -54,11 +62,13 @@ def main(checkpoint: Path | None, sets: str, limit: int | None, seed: int, batch
         report["sets"][name] = {"images": len(images), "results": results, "seconds": seconds}
         click.echo(f"\n### {name} ({len(images)} images, 256² centre crops)\n")
         click.echo(format_table(results))
-        click.echo("\n| masks | CSA PSNR − best baseline (dB) | CSA SSIM − best baseline |\n|---|---|---|")
+        click.echo("\n| masks | method | PSNR − best baseline (dB) | SSIM − best baseline |\n|---|---|---|---|")
         for mask_set in masks:
             best_psnr = max(results[m][mask_set]["psnr"] for m in ("telea", "ns"))
             best_ssim = max(results[m][mask_set]["ssim"] for m in ("telea", "ns"))
-            click.echo(f"| {mask_set} | {results['csa'][mask_set]['psnr'] - best_psnr:+.2f} | {results['csa'][mask_set]['ssim'] - best_ssim:+.4f} |")
+            for method in learned:
+                click.echo(f"| {mask_set} | {method} | {results[method][mask_set]['psnr'] - best_psnr:+.2f} | {results[method][mask_set]['ssim'] - best_ssim:+.4f} |")
+        click.echo("\nseconds: " + ", ".join(f"{method} {value:.1f}" for method, value in seconds.items()))
     json_path.parent.mkdir(parents=True, exist_ok=True)
     json_path.write_text(json.dumps(report, indent=1))
     click.echo(f"\nwrote {json_path}")

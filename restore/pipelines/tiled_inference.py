@@ -51,6 +51,7 @@ import numpy as np
 
 from restore.hardware import usable_cores
 from restore.messages import one_line, preview
+from restore.models.ensemble import ENSEMBLE_SIZES
 from restore.pipelines.restoration import STRATEGIES, pieces_per_image, restore_images
 
 if TYPE_CHECKING:
@@ -130,15 +131,24 @@ class RunSpec:
     threads: int | None = None
 
 
-def method_loader(method: str, checkpoint: Path | None) -> Callable[[str], Inpainter]:
+def method_loader(method: str, checkpoint: Path | None, ensemble: int = 1) -> Callable[[str], Inpainter]:
     """A picklable ``loader(device)`` for a registered method with its checkpoint bound.
 
     The method's own ``load`` function is pickled (not its name), so methods registered at
     run time in the client (plugins, tests) work on workers that can import their module.
+    ``ensemble`` > 1 wraps the model in a :class:`~restore.models.ensemble.SelfEnsemble`.
     """
     from restore.models.registry import METHODS
 
-    return functools.partial(METHODS[method].load, checkpoint)
+    if ensemble == 1:
+        return functools.partial(METHODS[method].load, checkpoint)
+    return functools.partial(_load_ensemble, METHODS[method].load, checkpoint, ensemble)
+
+
+def _load_ensemble(load: Callable[[Path | None, str], Inpainter], checkpoint: Path | None, ensemble: int, device: str) -> Inpainter:
+    from restore.models.ensemble import SelfEnsemble
+
+    return SelfEnsemble(load(checkpoint, device), ensemble)
 
 
 def worker_device(device: str, worker_name: object = None) -> str:
@@ -425,14 +435,33 @@ def _check_masks(masks_spec: Path, resize: bool, keys: Sequence[str], shapes: di
             progress.close()
 
 
+#: Settings a resumed output must have been written with; an archive from a version that did not
+#: record one was written with the value given here (None: not checked).
+RESUME_SETTINGS = {"input_archive": None, "method": None, "checkpoint_digest": None, "strategy": None,
+                   "strategy_options": None, "mask_options": None, "ensemble": 1}
+
+
 def _check_resume(attrs: dict[str, Any], expected: dict[str, Any], output: Path) -> None:
-    for name in ("input_archive", "method", "checkpoint_digest", "strategy", "strategy_options", "mask_options"):
-        if name in attrs and attrs[name] != expected[name]:
+    for name, before in RESUME_SETTINGS.items():
+        written = attrs.get(name, before)
+        if (name in attrs or before is not None) and written != expected[name]:
             raise PlanError(
-                f"{output} was written with {name} {attrs[name]!r}, this run uses {expected[name]!r}; "
+                f"{output} was written with {name} {written!r}, this run uses {expected[name]!r}; "
                 "pass --overwrite to start again, or choose another --output",
                 "--output",
             )
+
+
+def _check_checkpoint(path: Path, method: str) -> None:
+    """Refuse, before any worker starts, a checkpoint that cannot be read or is another method's."""
+    from restore.training.checkpoint import CheckpointError, load_checkpoint
+
+    try:
+        trained = load_checkpoint(path).get("method")
+    except CheckpointError as error:
+        raise PlanError(str(error), "--checkpoint") from None
+    if trained != method:
+        raise PlanError(f"{path} is a {trained!r} checkpoint, not {method!r}", "--checkpoint")
 
 
 def prepare_batch(
@@ -450,6 +479,7 @@ def prepare_batch(
     skip_missing: bool = False,
     resize_masks: bool = False,
     dilate: int = 0,
+    ensemble: int = 1,
     bar: Callable[..., Any] | None = None,
 ) -> BatchPlan:
     """Validate a run and plan its tasks; nothing is written and no cluster is started.
@@ -468,6 +498,7 @@ def prepare_batch(
         skip_missing: leave out images without a mask instead of failing.
         resize_masks: resize masks of another size (nearest).
         dilate: grow holes by this many pixels.
+        ensemble: views per image of the geometric self-ensemble (:mod:`restore.models.ensemble`).
         bar: optional ``tqdm``-like factory for the mask check's progress.
 
     Returns:
@@ -490,6 +521,8 @@ def prepare_batch(
         raise PlanError(f"must be at least 1, got {batch_size}", "--batch-size")
     if strategy not in STRATEGIES:
         raise PlanError(f"unknown strategy {strategy!r}; expected one of {', '.join(STRATEGIES)}", "--strategy")
+    if ensemble not in ENSEMBLE_SIZES:
+        raise PlanError(f"must be one of {', '.join(map(str, ENSEMBLE_SIZES))}, got {ensemble}", "--ensemble")
     try:
         archive = open_archive(input_path)
     except ArchiveError as error:
@@ -512,8 +545,8 @@ def prepare_batch(
         checkpoint = resolve_checkpoint(method, checkpoint)
     except MissingWeightsError as error:
         raise PlanError(str(error), "--checkpoint") from None
-    if checkpoint is not None and not Path(checkpoint).is_file():
-        raise PlanError(f"checkpoint not found: {checkpoint}", "--checkpoint")
+    if checkpoint is not None:
+        _check_checkpoint(Path(checkpoint), method)
 
     try:
         masks = open_mask_source(masks_spec, resize=resize_masks, dilate=dilate)
@@ -527,6 +560,7 @@ def prepare_batch(
         "mask_options": {"path": str(Path(masks_spec).resolve()), "resize": bool(resize_masks), "dilate": int(dilate)},
         "strategy": strategy,
         "strategy_options": strategy_options(strategy),
+        "ensemble": int(ensemble),
     }
 
     writer = None
@@ -576,7 +610,7 @@ def prepare_batch(
         dilate=int(dilate),
         strategy=strategy,
         batch_size=int(batch_size),
-        loader=method_loader(method, checkpoint),
+        loader=method_loader(method, checkpoint, ensemble),
         device=device,
         threads=threads,
     )

@@ -175,6 +175,50 @@ def test_tile_strategy_through_the_cli_equals_the_engine(scheduler: str, tmp_pat
         assert np.array_equal(out.read(key), restore_images(telea, [image], [holes[key]], strategy="tile")[0])
 
 
+def test_ensemble_through_the_cli_equals_the_engine_and_binds_the_resume(scheduler: str, small, tmp_path: Path) -> None:
+    from restore.data.output_archive import OutputArchive
+    from restore.models.ensemble import SelfEnsemble
+    from restore.pipelines.restoration import restore_images
+
+    archive, masks, images, holes = small
+    output = tmp_path / "out.zarr"
+    args = ["--input", str(archive), "--masks", str(masks), "--method", "telea", "--scheduler", scheduler, "--output", str(output)]
+    result = run(*args, "--ensemble", "4")
+    assert result.exit_code == 0, result.output
+    out = open_archive(output)
+    assert out.attrs["ensemble"] == 4
+    ensemble = SelfEnsemble(OpenCVInpainter("telea"), 4)
+    differs = 0
+    for key, image in images.items():
+        restored = out.read(key)
+        assert np.array_equal(restored, restore_images(ensemble, [image], [holes[key]], strategy="whole")[0]), key
+        differs += not np.array_equal(restored, _direct(image, holes[key]))
+    assert differs > 0  # Telea marches in one order, so its mirrored views do differ
+    other = run(*args, "--ensemble", "2")
+    assert other.exit_code == 2 and "was written with ensemble 4, this run uses 2" in other.output
+    older = tmp_path / "older.zarr"  # written before outputs recorded the ensemble: one view
+    OutputArchive.create(older, open_archive(archive), {"method": "telea"}).close()
+    refused = run(*args[:-1], str(older), "--ensemble", "8")
+    assert refused.exit_code == 2 and "was written with ensemble 1, this run uses 8" in refused.output
+    assert run(*args[:-1], str(older)).exit_code == 0
+    bad = run(*args, "--ensemble", "3")
+    assert bad.exit_code == 2 and "--ensemble" in bad.output
+
+
+def test_an_unreadable_or_foreign_checkpoint_is_refused_before_any_work(small, tmp_path: Path) -> None:
+    from restore.training.checkpoint import save_checkpoint
+
+    archive, masks, _, _ = small
+    (tmp_path / "empty.pt").write_bytes(b"")
+    foreign = tmp_path / "deepfill.pt"
+    save_checkpoint({"method": "deepfill", "step": 1, "config": {}, "models": {}, "optimizers": {}, "metadata": {}}, foreign)
+    for path, message in [(tmp_path / "empty.pt", "empty or truncated file"), (foreign, "is a 'deepfill' checkpoint, not 'csa'")]:
+        result = run("--input", str(archive), "--masks", str(masks), "--checkpoint", str(path))
+        assert result.exit_code == 2 and "'--checkpoint'" in result.output and message in result.output, result.output
+        assert "restoring" not in result.output
+    assert not (tmp_path / "photos.restored.zarr").exists()
+
+
 def test_usage_errors_exit_2(small, tmp_path: Path) -> None:
     archive, masks, _, _ = small
     both = run("--input", str(archive), "--masks", str(masks), "--method", "telea", "--scheduler", "tcp://127.0.0.1:1", "--workers", "2")
