@@ -13,6 +13,17 @@ def one_line(text: object) -> str:
     return " ".join(str(text).split())
 
 
+def unreadable_torch_file(error: BaseException) -> str:
+    """Why ``torch.load(..., weights_only=True)`` could not read a file, in one line."""
+    import pickle
+
+    if isinstance(error, pickle.UnpicklingError):  # torch's own text is a page about weights_only
+        return "not a PyTorch file of tensors and plain data"
+    if isinstance(error, EOFError):
+        return "empty or truncated file"
+    return one_line(error) or type(error).__name__
+
+
 def preview(keys: Sequence[str], limit: int = PREVIEW) -> str:
     """``'a', 'b' and 3 more`` for messages."""
     shown = ", ".join(repr(key) for key in keys[:limit])

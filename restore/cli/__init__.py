@@ -14,6 +14,7 @@ import sys
 import click
 
 from restore import __version__
+from restore.messages import one_line
 
 #: command name -> "module:attribute"
 COMMANDS: dict[str, str] = {
@@ -52,7 +53,7 @@ class LazyGroup(click.Group):
         except Exception as error:  # a failure of the run: one line, traceback only with -vv
             if ctx.obj and ctx.obj.get("verbosity", 0) >= 2:
                 raise
-            raise click.ClickException(f"{type(error).__name__}: {error}") from error
+            raise click.ClickException(one_line(f"{type(error).__name__}: {error}")) from error
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 import click
 
 from restore.cli.options import device_option
+from restore.messages import one_line
 
 if TYPE_CHECKING:
     from restore.training.distributed import Ranks
@@ -261,7 +262,7 @@ def _train_process(job: TrainJob, ranks: Ranks, start: dict | None = None, initi
     import torch
 
     from restore.cli.options import resolve_bf16, resolve_device
-    from restore.data.datasets import TrainingBatches, load_images
+    from restore.data.datasets import TrainingBatches
     from restore.models.registry import file_digest
     from restore.nn.vgg import VGGWeightsError
     from restore.training import distributed
@@ -278,9 +279,10 @@ def _train_process(job: TrainJob, ranks: Ranks, start: dict | None = None, initi
     use_bf16 = resolve_bf16(job.bf16, device)
     config_target, trainer_target = TRAINERS[job.method]
     config = _load(config_target).from_dict(job.config)
+    names, photos = _training_photos(job.data)  # before VGG weights that may be downloaded
     distributed.start(ranks, device, init_method=init_method)
-    torch.manual_seed(job.seed)  # the initial weights (a resumed run restores its RNG state)
     try:
+        torch.manual_seed(job.seed)  # the initial weights (a resumed run restores its RNG state)
         try:
             trainer = _load(trainer_target)(config, device=device, vgg_weights=job.vgg_weights, bf16=use_bf16)
         except VGGWeightsError as error:
@@ -297,7 +299,6 @@ def _train_process(job: TrainJob, ranks: Ranks, start: dict | None = None, initi
         elif start is not None and "init_from" in start["metadata"]:
             extra["init_from"] = start["metadata"]["init_from"]
 
-        names, photos = load_images(job.data)
         train_idx, held_idx, held = _held_out(names, photos, job.holdout, job.seed)
         extra.update(train_images=len(train_idx), held_out=[names[i] for i in held_idx], holdout=job.holdout, processes=ranks.world_size)
         if start is not None and start["metadata"].get("held_out") not in (None, extra["held_out"]):
@@ -323,6 +324,18 @@ def _train_process(job: TrainJob, ranks: Ranks, start: dict | None = None, initi
         distributed.finish()
     if ranks.is_main:
         click.echo(f"{job.out / 'last.pt'} at step {step}")
+
+
+def _training_photos(data: Path) -> tuple[list[str], list]:
+    """Every photo of --data, decoded; an empty or unreadable source is an error naming --data."""
+    from restore.data.archive import ArchiveError
+    from restore.data.datasets import load_images
+    from restore.data.images import ImageReadError
+
+    try:
+        return load_images(data)
+    except (FileNotFoundError, ImageReadError, ArchiveError) as error:
+        raise click.BadParameter(one_line(error), param_hint="'--data'") from None
 
 
 def _check_processes(start: dict, processes: int) -> None:

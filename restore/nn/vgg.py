@@ -13,6 +13,8 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from restore.messages import unreadable_torch_file
+
 log = logging.getLogger(__name__)
 
 #: torchvision's URL for VGG-16 ImageNet weights (file name is what the hub cache uses).
@@ -142,7 +144,12 @@ class VGG16Features(nn.Module):
                     ) from error
                 self.source = VGG16_URL
             else:
-                state = torch.load(source, map_location="cpu", weights_only=True)
+                try:
+                    state = torch.load(source, map_location="cpu", weights_only=True)
+                except Exception as error:
+                    raise VGGWeightsError(f"cannot read VGG-16 weights {source}: {unreadable_torch_file(error)}") from error
+                if not isinstance(state, dict):
+                    raise VGGWeightsError(f"VGG-16 weights {source} hold a {type(state).__name__}, not a state dict: is this a torchvision vgg16 file?")
                 # the hub cache's copy is recorded as the URL: another machine has its own cache
                 from_hub = weights is None or str(weights) == VGG16_URL
                 self.source = VGG16_URL if from_hub else str(source)

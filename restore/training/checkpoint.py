@@ -15,6 +15,8 @@ from typing import Any
 
 import torch
 
+from restore.messages import unreadable_torch_file
+
 FORMAT = "restore.checkpoint/1"
 
 
@@ -75,7 +77,7 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
         with torch.serialization.safe_globals([torch.torch_version.TorchVersion]):
             checkpoint = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as error:
-        raise CheckpointError(f"cannot read checkpoint {path}: {error}") from error
+        raise CheckpointError(f"cannot read checkpoint {path}: {unreadable_torch_file(error)}") from error
     if not isinstance(checkpoint, dict) or checkpoint.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a restore checkpoint")
     return checkpoint

@@ -96,6 +96,43 @@ def test_missing_vgg_weights_file_is_one_line(photos: Path, tmp_path: Path) -> N
     assert len(result.output.strip().splitlines()) == 1
 
 
+def test_unreadable_vgg_and_init_files_are_one_line_errors(photos: Path, tmp_path: Path) -> None:
+    import torch
+
+    text = tmp_path / "notes.txt"
+    text.write_text("not weights\n")
+    tensor = tmp_path / "tensor.pt"
+    torch.save(torch.zeros(3), tensor)
+    vgg = ["--size", "32", "--set", "depth=5", "--set", "width=4"]
+    for weights, message in [(text, f"cannot read VGG-16 weights {text}: not a PyTorch file"), (tensor, "hold a Tensor, not a state dict")]:
+        result = CliRunner().invoke(main, ["train", "--method", "csa", "--data", str(photos), "--out", str(tmp_path / "run"), "--iters", "1",
+                                           *vgg, "--vgg-weights", str(weights)])
+        assert result.exit_code == 1 and message in result.output
+        assert len(result.output.strip().splitlines()) == 1
+    (tmp_path / "empty.pt").write_bytes(b"")
+    for init, message in [(text, "not a PyTorch file of tensors and plain data"), (tmp_path / "empty.pt", "empty or truncated file")]:
+        result = _train(["--data", str(photos), "--out", str(tmp_path / "run"), "--iters", "1", *TINY, "--init", str(init)])
+        assert result.exit_code == 2 and f"'--init': cannot read checkpoint {init}: {message}" in result.output
+    assert not (tmp_path / "run").exists()
+
+
+def test_bad_data_is_named_before_any_vgg_download(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    def no_download(*args, **kwargs):
+        raise AssertionError("VGG weights were fetched before --data was checked")
+
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", no_download)
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))  # no cached copy either
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "x.jpg").write_text("not a photo")
+    for data, message in [("empty", "no images found in"), ("bad", "x.jpg: not a supported image")]:
+        result = _train(["--data", str(tmp_path / data), "--out", str(tmp_path / "run"), "--iters", "1", "--size", "32", "--set", "depth=5"])
+        assert result.exit_code == 2 and "'--data'" in result.output and message in result.output, result.output
+    assert not (tmp_path / "run").exists()
+
+
 def test_random_vgg_is_recorded_in_the_checkpoint(photos: Path, tmp_path: Path) -> None:
     out = tmp_path / "run"
     result = _train(["--data", str(photos), "--out", str(out), "--iters", "1", "--size", "64", "--batch-size", "2",
