@@ -1,5 +1,6 @@
 """CSA inference speed at 256²: images/s at batch 1 and 8, shipped width and paper width,
-with and without the compiled ops (the reference CSA layer loops in Python).
+with and without the compiled ops (the reference CSA layer loops in Python), and the
+shipped model as an 8-view self-ensemble (``restore batch --ensemble 8``).
 
 Images go from host memory to the device and back, as in ``restore batch``.
 
@@ -38,10 +39,11 @@ def main(repeats: int, device: str, json_path: Path | None) -> None:
     import torch
 
     import restore.ops._ext as ext
-    from restore.hardware import cpu_has_amx_bf16
+    from restore.hardware import cpu_has_amx_bf16, prefers_bf16
     from restore.models.csa.config import CSAConfig
     from restore.models.csa.inpainter import CSAInpainter, generator_from_checkpoint
     from restore.models.csa.networks import CSAGenerator
+    from restore.models.ensemble import SelfEnsemble
     from restore.models.registry import METHODS
     from restore.training.checkpoint import load_checkpoint
 
@@ -65,6 +67,15 @@ def main(repeats: int, device: str, json_path: Path | None) -> None:
                                  "bf16": bf16, "compiled_ops": use_ops, "batch": batch, "images_per_s": ips, "s_per_image": 1 / ips})
                     click.echo(f"{label:16s} w={config.width:3d} bf16={bf16!s:5s} ops={use_ops!s:5s} batch={batch}: {ips:6.2f} img/s ({1 / ips:.3f} s/img)", err=True)
     ext._HAS_OPS = compiled
+    if shipped is not None:
+        bf16 = prefers_bf16(device)
+        ensemble = SelfEnsemble(CSAInpainter(generators["shipped"], device, bf16=bf16), 8)
+        config = generators["shipped"].config
+        for batch in (1, 8):
+            ips = _images_per_second(ensemble, batch, repeats)
+            rows.append({"model": "shipped, ensemble 8", "width": config.width, "max_channels": config.max_channels,
+                         "bf16": bf16, "compiled_ops": compiled, "batch": batch, "images_per_s": ips, "s_per_image": 1 / ips})
+            click.echo(f"shipped ensemble 8 bf16={bf16!s:5s} batch={batch}: {ips:6.2f} img/s", err=True)
     click.echo("| model | width/cap | bf16 | compiled ops | batch | images/s | s/image |\n|---|---|---|---|---|---|---|")
     for r in rows:
         click.echo(f"| {r['model']} | {r['width']}/{r['max_channels']} | {r['bf16']} | {r['compiled_ops']} | {r['batch']} | {r['images_per_s']:.2f} | {r['s_per_image']:.3f} |")
