@@ -64,4 +64,6 @@ def run_ranks(rank_main: Callable[..., Any], job: Any, scheduler: str, nprocs: i
             if future.status == "error":
                 error = future.exception()
                 client.cancel(futures)
-                raise TrainLaunchError(f"rank {futures.index(future)} failed: {type(error).__name__}: {one_line(error)}")
+                # a rank's command-line error (click's) reads as it would in one process
+                reason = error.format_message() if hasattr(error, "format_message") else f"{type(error).__name__}: {error}"
+                raise TrainLaunchError(f"rank {futures.index(future)} failed: {one_line(reason)}")

@@ -108,7 +108,7 @@ def test_ranks_on_the_workers_of_a_dask_cluster(tmp_path: Path) -> None:
         empty.mkdir()
         failing = CliRunner().invoke(main, [*[a if a != str(photos) else str(empty) for a in common], "--out", str(tmp_path / "none"),
                                             "--nprocs", "2", "--scheduler", cluster.scheduler_address])
-        assert failing.exit_code == 1 and "failed: FileNotFoundError: no images found" in failing.output
+        assert failing.exit_code == 1 and "failed: Invalid value for '--data': no images found" in failing.output
         with pytest.raises(TrainLaunchError, match="3 ranks need 3 workers; the cluster at .* has 2"):
             run_ranks(print, None, cluster.scheduler_address, 3, timeout=1)
     ours, theirs = load_checkpoint(tmp_path / "dask" / "last.pt"), load_checkpoint(tmp_path / "local" / "last.pt")
