@@ -2,8 +2,8 @@
 
 Steps (each a ``restore`` command, printed as it runs): centre-crop photos to
 256² PNGs, ``ingest`` them, ``masks generate`` one real irregular hole per
-photo, ``batch`` (CSA when a checkpoint ships, else Telea; the classical
-baselines too for comparison), ``export`` PNGs, a side-by-side picture
+photo, ``batch`` (CSA when a checkpoint ships, alone and with ``--ensemble 8``,
+else Telea; the classical baselines too for comparison), ``export`` PNGs, a side-by-side picture
 (masked input | restored | original) and an ``eval`` metrics table.
 
 Photos come from ``../shared/data/eval/kodak24`` when present, otherwise from
@@ -104,14 +104,18 @@ def main(out: Path, count: int, seed: int) -> None:
     kind = _masks_for(out, seed)
 
     main_method = "csa" if METHODS["csa"].shipped_checkpoint is not None else "telea"
-    methods = [main_method] + [m for m in ("telea", "ns") if m != main_method]
+    runs = {main_method: [main_method]}  # label: method, then extra batch options
+    if main_method == "csa":
+        runs["csa-ensemble8"] = ["csa", "--ensemble", "8"]
+    runs.update({m: [m] for m in ("telea", "ns") if m != main_method})
     tables = {}
-    for method in methods:
-        restored = out / f"restored-{method}.zarr"
-        _run(["batch", "--input", str(out / "photos.zarr"), "--masks", str(out / "masks"), "--output", str(restored), "--method", method, "--workers", "1"])
-        _run(["export", str(restored), str(out / f"restored-{method}")])
-        _run(["-q", "eval", "--pred", str(restored), "--target", str(out / "photos.zarr"), "--masks", str(out / "masks"), "--report", str(out / f"eval-{method}")])
-        tables[method] = (out / f"eval-{method}" / "metrics.md").read_text()
+    for label, (method, *options) in runs.items():
+        restored = out / f"restored-{label}.zarr"
+        _run(["batch", "--input", str(out / "photos.zarr"), "--masks", str(out / "masks"), "--output", str(restored), "--method", method,
+              "--workers", "1", *options])
+        _run(["export", str(restored), str(out / f"restored-{label}")])
+        _run(["-q", "eval", "--pred", str(restored), "--target", str(out / "photos.zarr"), "--masks", str(out / "masks"), "--report", str(out / f"eval-{label}")])
+        tables[label] = (out / f"eval-{label}" / "metrics.md").read_text()
     picture = _side_by_side(out, keys, main_method)
 
     click.echo(f"\n{len(keys)} photos, 256² centre crops, one '{kind}' hole each (20-30 % for nvidia).")
