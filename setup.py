@@ -11,6 +11,7 @@ from __future__ import annotations
 import glob
 import os
 import shutil
+import sys
 
 from setuptools import setup
 from torch.utils.cpp_extension import CUDA_HOME, BuildExtension, CppExtension, CUDAExtension
@@ -27,13 +28,26 @@ def _want_cuda() -> bool:
     return torch.version.cuda is not None and has_nvcc
 
 
+def _openmp_flags() -> list[str]:
+    """``-fopenmp`` where torch's CPU threads are OpenMP's (its Linux wheels).
+
+    ``at::parallel_for`` in our kernels is a header template: compiled without OpenMP it
+    runs every range on the calling thread. With it, the kernels use torch's OpenMP
+    runtime (the ``libgomp.so.1`` torch already loaded) and its thread count.
+    """
+    if sys.platform.startswith("linux") and torch.backends.openmp.is_available():
+        return ["-fopenmp"]
+    return []
+
+
 def _extensions() -> list:
     cpu_sources = sorted(glob.glob(os.path.join("csrc", "*.cpp")) + glob.glob(os.path.join("csrc", "ops", "*.cpp")))
     if not cpu_sources:
         return []
     # torch's BuildExtension adds -std=c++20 (what its headers need) and, with
     # py_limited_api=True, -DPy_LIMITED_API for its minimum CPython.
-    cxx_flags = ["-O3", "-fdiagnostics-color=always"]
+    openmp = _openmp_flags()
+    cxx_flags = ["-O3", "-fdiagnostics-color=always", *openmp]
     define_macros: list[tuple[str, str | None]] = []
     if _want_cuda():
         os.environ.setdefault("TORCH_CUDA_ARCH_LIST", "8.0;9.0+PTX")
@@ -46,6 +60,7 @@ def _extensions() -> list:
                 "restore._C",
                 cpu_sources + cuda_sources,
                 extra_compile_args={"cxx": cxx_flags, "nvcc": ["-O3"]},
+                extra_link_args=openmp,
                 define_macros=define_macros + [("WITH_CUDA", None)],
                 py_limited_api=True,
             )
@@ -55,6 +70,7 @@ def _extensions() -> list:
             "restore._C",
             cpu_sources,
             extra_compile_args={"cxx": cxx_flags},
+            extra_link_args=openmp,
             define_macros=define_macros,
             py_limited_api=True,
         )

@@ -90,6 +90,20 @@ def test_extension_is_loaded_when_built():
     )
 
 
+def test_cpu_kernels_are_built_with_torchs_openmp():
+    """``at::parallel_for`` is a header template: built without OpenMP it runs on one thread."""
+    built = sorted(Path(restore.__file__).parent.glob("_C*.so"))
+    if not built or not sys.platform.startswith("linux"):
+        pytest.skip("restore._C is not built here, or not with GCC on Linux")
+    if not torch.backends.openmp.is_available():
+        pytest.skip("this torch does not use OpenMP threads")
+    assert has_ops()  # loaded into this process, with its OpenMP runtime
+    binary = built[0].read_bytes()
+    assert b"GOMP_parallel" in binary, f"{built[0].name} was compiled without -fopenmp: its kernels run on one thread"
+    mapped = {line.split()[-1] for line in Path("/proc/self/maps").read_text().splitlines() if "libgomp" in line}
+    assert len(mapped) == 1, f"two OpenMP runtimes in one process: {sorted(mapped)}"
+
+
 def test_public_ops_fall_back_to_references_without_the_extension():
     script = textwrap.dedent(
         """
