@@ -29,11 +29,13 @@ def _want_cuda() -> bool:
 
 
 def _openmp_flags() -> list[str]:
-    """``-fopenmp`` where torch's CPU threads are OpenMP's (its Linux wheels).
+    """``-fopenmp`` for compiling where torch's CPU threads are OpenMP's (its Linux wheels).
 
     ``at::parallel_for`` in our kernels is a header template: compiled without OpenMP it
-    runs every range on the calling thread. With it, the kernels use torch's OpenMP
-    runtime (the ``libgomp.so.1`` torch already loaded) and its thread count.
+    runs every range on the calling thread. Only the compile gets the flag: the library
+    does not link an OpenMP runtime of its own, its ``GOMP_*`` calls bind to the one
+    libtorch_cpu loads (whatever torch named its copy), so there is one runtime and one
+    thread count.
     """
     if sys.platform.startswith("linux") and torch.backends.openmp.is_available():
         return ["-fopenmp"]
@@ -60,7 +62,6 @@ def _extensions() -> list:
                 "restore._C",
                 cpu_sources + cuda_sources,
                 extra_compile_args={"cxx": cxx_flags, "nvcc": ["-O3"]},
-                extra_link_args=openmp,
                 define_macros=define_macros + [("WITH_CUDA", None)],
                 py_limited_api=True,
             )
@@ -70,7 +71,6 @@ def _extensions() -> list:
             "restore._C",
             cpu_sources,
             extra_compile_args={"cxx": cxx_flags},
-            extra_link_args=openmp,
             define_macros=define_macros,
             py_limited_api=True,
         )

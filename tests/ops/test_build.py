@@ -100,6 +100,7 @@ def test_cpu_kernels_are_built_with_torchs_openmp():
     assert has_ops()  # loaded into this process, with its OpenMP runtime
     binary = built[0].read_bytes()
     assert b"GOMP_parallel" in binary, f"{built[0].name} was compiled without -fopenmp: its kernels run on one thread"
+    assert b"libgomp" not in binary, f"{built[0].name} links an OpenMP runtime of its own instead of torch's"
     mapped = {line.split()[-1] for line in Path("/proc/self/maps").read_text().splitlines() if "libgomp" in line}
     assert len(mapped) == 1, f"two OpenMP runtimes in one process: {sorted(mapped)}"
 
