@@ -90,4 +90,3 @@ class SelfEnsemble:
                 restored = self.inner.inpaint(dihedral(image, index), dihedral(mask, index))
                 total += undo_dihedral(restored, index).float()
             return composite((total / self.size).to(image.dtype), image, mask)
-
