@@ -305,11 +305,12 @@ def _label(panel: np.ndarray, text: str) -> np.ndarray:
     return np.concatenate([header, panel], axis=0)
 
 
-def section_strategies(work: Path, methods: dict, picture: Path, count: int = 12) -> list[dict]:
+def section_strategies(work: Path, methods: dict, picture: Path, count: int = 12, ensemble: int = 1) -> list[dict]:
     """Sub-sampling vs tiles on Kodak photos at their native 768x512: PSNR in the holes.
 
     Two hole kinds: thin scratches, and LaMa "thick" masks (large strokes and boxes). The
-    picture shows 1:1 crops of the first photo.
+    picture shows 1:1 crops of the first photo. ``ensemble`` > 1 adds each CSA method as a
+    self-ensemble of that many views (``restore batch --ensemble``).
     """
     from restore.data.images import read_image
     from restore.data.mask_generators import generate_mask
@@ -327,6 +328,12 @@ def section_strategies(work: Path, methods: dict, picture: Path, count: int = 12
         "thick": lambda h, w, i: generate_mask("thick", h, w, np.random.default_rng(i)),
     }
     inpainters = {name: load_inpainter(method, checkpoint, "cpu") for name, (method, checkpoint) in methods.items()}
+    if ensemble > 1:
+        from restore.models.ensemble import SelfEnsemble
+
+        for name, (method, _) in methods.items():
+            if method == "csa":
+                inpainters[f"{name}-x{ensemble}"] = SelfEnsemble(inpainters[name], ensemble)
     rows, picture_rows = [], []
     for kind, draw in kinds.items():
         holes = [draw(*photo.shape[:2], i) for i, photo in enumerate(photos)]
@@ -384,6 +391,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers-methods", default="telea,tiny-csa")
     parser.add_argument("--large-methods", default="telea,tiny-csa")
     parser.add_argument("--picture", type=Path, default=REPO / "bench-out" / "batch-strategies.png")
+    parser.add_argument("--ensemble", type=int, choices=(1, 2, 4, 8), default=1, help="strategies: also score CSA as a self-ensemble of this many views.")
     args = parser.parse_args(argv)
 
     from restore.models.registry import METHODS
@@ -422,7 +430,7 @@ def main(argv: list[str] | None = None) -> int:
         output.append(_table(f"one {args.large}x{args.large} photo", result["large"]))
         print(output[-1], flush=True)
     if "strategies" in sections:
-        result["strategies"] = section_strategies(work, pick(args.methods), args.picture)
+        result["strategies"] = section_strategies(work, pick(args.methods), args.picture, ensemble=args.ensemble)
         result["picture"] = str(args.picture)
         output.append(_table(f"sub-sampling vs tiles, Kodak photos at 768x512, mean PSNR in the holes (picture: {args.picture})", result["strategies"]))
         print(output[-1], flush=True)
