@@ -105,6 +105,7 @@ def evaluate(pred_path: Path, target_path: Path, masks_spec: Path, resize_masks:
         result["fid"] = archive_fid(pred, target, inception, list(target.keys))
     result["pred"], result["target"], result["masks"] = str(pred_path), str(target_path), masks.describe()
     result["method"] = pred.attrs.get("method")
+    result["ensemble"] = pred.attrs.get("ensemble", 1)  # views per image (restore batch --ensemble)
     table = _markdown(result)
     if verbosity() >= 0:
         click.echo(table)

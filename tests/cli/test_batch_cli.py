@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import os
 import signal
 import socket
@@ -194,6 +195,9 @@ def test_ensemble_through_the_cli_equals_the_engine_and_binds_the_resume(schedul
         assert np.array_equal(restored, restore_images(ensemble, [image], [holes[key]], strategy="whole")[0]), key
         differs += not np.array_equal(restored, _direct(image, holes[key]))
     assert differs > 0  # Telea marches in one order, so its mirrored views do differ
+    scored = CliRunner().invoke(main, ["eval", "--pred", str(output), "--target", str(archive), "--masks", str(masks), "--json", str(tmp_path / "m.json")])
+    assert scored.exit_code == 0, scored.output
+    assert json.loads((tmp_path / "m.json").read_text())["ensemble"] == 4
     other = run(*args, "--ensemble", "2")
     assert other.exit_code == 2 and "was written with ensemble 4, this run uses 2" in other.output
     older = tmp_path / "older.zarr"  # written before outputs recorded the ensemble: one view

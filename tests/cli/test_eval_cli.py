@@ -57,6 +57,7 @@ def test_metrics_per_bucket_match_direct_computation(setup: dict[str, Path]) -> 
     data = json.loads((setup["root"] / "m.json").read_text())
     assert {name: m["count"] for name, m in data["buckets"].items()} == {"10-20%": 1, "20-30%": 1, "40-50%": 1}
     assert data["known_pixels_changed"] == [] and data["method"] == "telea"
+    assert data["ensemble"] == 1  # an output that records no ensemble was restored with one view
     source, restored = open_archive(setup["in"]), open_archive(setup["out"])
     for row in data["images"]:
         expected = image_metrics(restored.read(row["key"]) / 255.0, source.read(row["key"]) / 255.0)
