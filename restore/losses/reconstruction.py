@@ -17,8 +17,26 @@ def l1_loss(predicted: Tensor, target: Tensor, mask: Tensor | None = None, hole_
     """
     if mask is None or hole_weight == 1.0:
         return F.l1_loss(predicted, target)
-    weight = 1.0 + (hole_weight - 1.0) * mask.to(predicted.dtype)
-    return ((predicted - target).abs() * weight).sum() / (weight.sum() * predicted.shape[1])
+    return _hole_weighted_mean((predicted - target).abs(), mask, hole_weight)
+
+
+def l2_loss(predicted: Tensor, target: Tensor, mask: Tensor | None = None, hole_weight: float = 1.0) -> Tensor:
+    """Mean squared error, hole pixels weighted ``hole_weight`` times known ones (as :func:`l1_loss`).
+
+    The objective PSNR measures: its minimiser is the mean of what the hole may hold, where
+    L1's is the median.
+
+    Shape:
+        predicted, target: (B, C, H, W); mask: (B, 1, H, W), 1 = hole.
+    """
+    if mask is None or hole_weight == 1.0:
+        return F.mse_loss(predicted, target)
+    return _hole_weighted_mean((predicted - target) ** 2, mask, hole_weight)
+
+
+def _hole_weighted_mean(errors: Tensor, mask: Tensor, hole_weight: float) -> Tensor:
+    weight = 1.0 + (hole_weight - 1.0) * mask.to(errors.dtype)
+    return (errors * weight).sum() / (weight.sum() * errors.shape[1])
 
 
 def masked_feature_l2(features: Tensor, target: Tensor, mask: Tensor) -> Tensor:

@@ -117,12 +117,25 @@ def _data(meta: dict) -> str:
     return f"`{data}` ({meta.get('train_images')} photos; {held} held out for the learning curve); {from_eval}"
 
 
+def _losses(config: dict) -> str:
+    """The generator losses a config trains with, and their weights."""
+    hole = f"hole pixels ×{config['hole_l1_weight']}"
+    losses = [f"L1 on both stages (weight {config['l1_weight']}, {hole})"] if config["l1_weight"] > 0 else []
+    if config.get("l2_weight", 0) > 0:
+        losses.append(f"squared error on both stages (weight {config['l2_weight']}, {hole})")
+    if config["consistency_weight"] > 0:
+        losses.append(f"consistency {config['consistency_weight']}")
+    if config["adversarial_weight"] > 0:
+        losses.append(f"RaLSGAN {config['adversarial_weight']}" + (" (patch + feature-patch)" if config["feature_discriminator"] else " (patch)"))
+    return ", ".join(losses)
+
+
 def _stage_row(ckpt: dict, run: Path | None) -> str:
     """One row of the training-stages table: what one run (one checkpoint's own steps) did."""
     meta, config = ckpt["metadata"], ckpt["config"]
     options = meta.get("options", {})
     return " | ".join([
-        f"| {_steps(ckpt)}", f"{_batch(options, meta)}", _data(meta),
+        f"| {_steps(ckpt)}", f"{_batch(options, meta)}", _data(meta), _losses(config),
         f"Adam lr {config['lr']} (β {config['beta1']}, {config['beta2']}); {_schedule(options, run, ckpt['step'])}",
         f"{meta.get('train_seconds', 0) / 3600:.2f} h", f"{meta.get('hardware')}, bf16 autocast: {meta.get('bf16')}",
         f"restore {meta.get('restore_version')}, torch {meta.get('torch_version')} |",
@@ -190,11 +203,6 @@ def main(checkpoint: Path, run: Path | None, quality: Path | None, bases: tuple[
         child, child_path = load(base), base
         stages.insert(0, (child, base_runs[position] if base_runs else None))
     parameters = sum(v.numel() for v in ckpt["models"]["generator"].values())
-    losses = [f"L1 on both stages (weight {config['l1_weight']}, hole pixels ×{config['hole_l1_weight']})"]
-    if config["consistency_weight"] > 0:
-        losses.append(f"consistency {config['consistency_weight']}")
-    if config["adversarial_weight"] > 0:
-        losses.append(f"RaLSGAN {config['adversarial_weight']}" + (" (patch + feature-patch)" if config["feature_discriminator"] else " (patch)"))
     lines = [
         f"# Model card: `{checkpoint.name}` (CSA)",
         "",
@@ -205,11 +213,11 @@ def main(checkpoint: Path, run: Path | None, quality: Path | None, bases: tuple[
         f"| weights | {'moving average (decay ' + str(config['ema_decay']) + ') of the generator' if meta.get('moving_average') else 'the generator'} |",
         f"| data | {'; then '.join(dict.fromkeys(_data(stage['metadata']) for stage, _ in stages))} |",
         f"| training | {meta.get('total_steps', ckpt['step'])} steps in all, {options.get('size')}² random resized crops with flips, masks {', '.join(options.get('mask_kinds', []))}; stages below |",
-        f"| losses | {'; '.join(losses)} |",
+        f"| losses | {'; then '.join(dict.fromkeys(_losses(stage['config']) for stage, _ in stages))} |",
         f"| VGG-16 weights | {meta.get('vgg_weights') or 'not used (no VGG loss enabled)'} |",
         f"| wall time | {sum(s['metadata'].get('train_seconds', 0) for s, _ in stages) / 3600:.1f} h of training steps in all |",
     ]
-    lines += ["", "## Training stages", "", "| steps | batch | data | optimiser | wall time | hardware | software |", "|---|---|---|---|---|---|---|"]
+    lines += ["", "## Training stages", "", "| steps | batch | data | losses | optimiser | wall time | hardware | software |", "|---|---|---|---|---|---|---|---|"]
     lines += [_stage_row(stage, stage_run) for stage, stage_run in stages]
     curves = [(stage, _curve_table(stage_run, stage["step"], int(stage["metadata"].get("base_steps", 0)))) for stage, stage_run in stages if stage_run]
     if any(curve for _, curve in curves):

@@ -32,6 +32,9 @@ def test_config_defaults_are_the_papers() -> None:
         CSAConfig.from_dict({"colour": 1})
     with pytest.raises(ValueError, match="depth"):
         CSAConfig(depth=3)
+    assert config.l2_weight == 0.0  # the squared error is our addition
+    with pytest.raises(ValueError, match="l2_weight must be >= 0"):
+        CSAConfig(l2_weight=-1.0)
 
 
 def test_feature_hole_mask_centre_hole_is_16_by_16_at_32() -> None:
@@ -167,6 +170,36 @@ def test_every_loss_reaches_the_generator() -> None:
 
     flow = grads_of(l1_loss(out["coarse"], image) + l1_loss(out["predicted"], image))
     assert flow["refine_encoder"] > 0 and flow["rough"] > 0
+
+    from restore.losses.reconstruction import l2_loss
+
+    flow = grads_of(l2_loss(out["coarse"], image, mask, 6.0) + l2_loss(out["predicted"], image, mask, 6.0))
+    assert flow["refine_encoder"] > 0 and flow["rough"] > 0
+
+
+def test_reconstruction_losses_weight_hole_pixels() -> None:
+    """Both are weighted means: hole pixels count ``hole_weight`` times, the weights sum to one."""
+    from restore.losses.reconstruction import l1_loss, l2_loss
+
+    target = torch.zeros(1, 3, 2, 2)
+    predicted = torch.tensor([0.5, 0.1, 0.1, 0.1]).reshape(1, 1, 2, 2).expand(1, 3, 2, 2)
+    mask = torch.tensor([1.0, 0.0, 0.0, 0.0]).reshape(1, 1, 2, 2)
+    assert l1_loss(predicted, target, mask, 5.0).item() == pytest.approx((5 * 0.5 + 3 * 0.1) / 8)
+    assert l2_loss(predicted, target, mask, 5.0).item() == pytest.approx((5 * 0.25 + 3 * 0.01) / 8)
+    assert l2_loss(predicted, target, mask).item() == pytest.approx((0.25 + 3 * 0.01) / 4)
+    assert l2_loss(predicted, target).item() == pytest.approx((0.25 + 3 * 0.01) / 4)
+
+
+def test_a_squared_error_step_trains_on_it_alone() -> None:
+    """``l1_weight=0, l2_weight=w``: the objective is w × the squared error of both stages; L1 is still logged."""
+    config = CSAConfig(**SMALL, consistency_weight=0, adversarial_weight=0, l1_weight=0.0, l2_weight=10.0, hole_l1_weight=6.0)
+    trainer = CSATrainer(config)
+    image, mask = _batch(size=64)
+    before = [p.detach().clone() for p in trainer.generator.parameters()]
+    losses = trainer.train_step(image, mask)
+    assert set(losses) == {"l1", "l2", "total"}
+    assert losses["total"] == pytest.approx(10.0 * losses["l2"], rel=1e-6) and losses["l1"] > 0
+    assert any(not torch.equal(a, b) for a, b in zip(before, trainer.generator.parameters(), strict=True))
 
 
 def test_discriminator_step_updates_both_discriminators() -> None:

@@ -109,6 +109,8 @@ def test_model_card_follows_a_chain_of_stages(tmp_path: Path) -> None:
         child["step"] = steps
         child["metadata"].update(init_from={"digest": file_digest(parent), "step": base_steps}, base_steps=base_steps,
                                  total_steps=base_steps + steps, hardware=f"hardware of {name}")
+        if name == "third.pt":  # a fine-tune on the squared error alone
+            child["config"].update(l1_weight=0.0, l2_weight=10.0)
         save_checkpoint(child, tmp_path / name)
         parent = tmp_path / name
     card = tmp_path / "csa.md"
@@ -125,3 +127,7 @@ def test_model_card_follows_a_chain_of_stages(tmp_path: Path) -> None:
     rows = [line for line in card.read_text().splitlines() if line.startswith(("| 0–2 |", "| 2–5 |", "| 5–9 |"))]
     assert [row.split(" | ")[0] for row in rows] == ["| 0–2", "| 2–5", "| 5–9"]
     assert "hardware of second.pt" in rows[1] and "hardware of third.pt" in rows[2] and "9 steps in all" in card.read_text()
+    assert "L1 on both stages" in rows[1] and "squared error" not in rows[1]
+    assert "squared error on both stages (weight 10.0" in rows[2] and "L1" not in rows[2]
+    losses = next(line for line in card.read_text().splitlines() if line.startswith("| losses |"))
+    assert losses.count("; then ") == 1 and losses.index("L1 on both") < losses.index("squared error")

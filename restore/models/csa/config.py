@@ -21,7 +21,11 @@ class CSAConfig:
         discriminator_width: first-layer channels of the patch discriminator (paper: 64).
         feature_discriminator_width: channels of the feature-patch discriminator (paper: 512).
         l1_weight: λr, L1 reconstruction weight on both stages.
-        hole_l1_weight: relative weight of hole pixels in that L1 (paper: 1, every pixel alike).
+        hole_l1_weight: relative weight of hole pixels in that L1 and in the L2 (paper: 1, every
+            pixel alike).
+        l2_weight: mean squared error weight on both stages (our addition; paper: 0). PSNR
+            measures this error: a fine-tune with it in place of L1 moves the fill from the
+            median towards the mean of what the hole may hold.
         consistency_weight: λc, consistency loss weight (VGG-16 relu4_3).
         adversarial_weight: λd, relativistic-average LSGAN weight.
         feature_discriminator: use the VGG feature-patch discriminator as well.
@@ -38,6 +42,7 @@ class CSAConfig:
     feature_discriminator_width: int = 512
     l1_weight: float = 1.0
     hole_l1_weight: float = 1.0
+    l2_weight: float = 0.0
     consistency_weight: float = 0.01
     adversarial_weight: float = 0.002
     feature_discriminator: bool = True
@@ -54,7 +59,7 @@ class CSAConfig:
                 raise ValueError(f"CSAConfig.{name} must be >= 1, got {getattr(self, name)}")
         if not 0.0 <= self.ema_decay < 1.0:
             raise ValueError(f"CSAConfig.ema_decay must be in [0, 1), got {self.ema_decay}")
-        for name in ("l1_weight", "hole_l1_weight", "consistency_weight", "adversarial_weight"):
+        for name in ("l1_weight", "hole_l1_weight", "l2_weight", "consistency_weight", "adversarial_weight"):
             if getattr(self, name) < 0:
                 raise ValueError(f"CSAConfig.{name} must be >= 0, got {getattr(self, name)}")
 

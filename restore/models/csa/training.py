@@ -1,7 +1,7 @@
 """CSA losses and one training step (generator and discriminators).
 
 Losses (paper §3.3–3.4, weights in :class:`CSAConfig`): L1 on the rough and the
-refined output; the consistency loss pulling the CSA output and its decoder twin
+refined output (and, our addition, optionally the squared error); the consistency loss pulling the CSA output and its decoder twin
 towards VGG-16 relu4_3 of the ground truth at hole positions — *with* gradient,
 unlike the authors' code, which detached it; relativistic-average LSGAN from the
 patch discriminator and the VGG feature-patch discriminator.
@@ -16,7 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from restore.losses.adversarial import ralsgan_discriminator_loss, ralsgan_generator_loss
-from restore.losses.reconstruction import l1_loss, masked_feature_l2
+from restore.losses.reconstruction import l1_loss, l2_loss, masked_feature_l2
 from restore.models.csa.config import CSAConfig
 from restore.models.csa.inpainter import CSAInpainter
 from restore.models.csa.networks import (
@@ -153,6 +153,10 @@ class CSATrainer:
         l1 = l1_loss(out["coarse"].float(), images, masks, hole_weight) + l1_loss(out["predicted"].float(), images, masks, hole_weight)
         total = config.l1_weight * l1
         losses["l1"] = float(l1.detach())
+        if config.l2_weight > 0:
+            l2 = l2_loss(out["coarse"].float(), images, masks, hole_weight) + l2_loss(out["predicted"].float(), images, masks, hole_weight)
+            total = total + config.l2_weight * l2
+            losses["l2"] = float(l2.detach())
         if config.consistency_weight > 0 and vgg_real is not None:
             consistency = self._consistency(out, vgg_real)
             total = total + config.consistency_weight * consistency
