@@ -13,7 +13,9 @@ JSON (``benchmarks/csa_quality.py``); only ``--note`` sentences are typed in.
 
 from __future__ import annotations
 
+import itertools
 import json
+from collections.abc import Iterable
 from pathlib import Path
 
 import click
@@ -117,6 +119,11 @@ def _data(meta: dict) -> str:
     return f"`{data}` ({meta.get('train_images')} photos; {held} held out for the learning curve); {from_eval}"
 
 
+def _in_turn(values: Iterable[str]) -> list[str]:
+    """The values in order, each run of equal ones once (stages on A, then B, then A again)."""
+    return [value for value, _ in itertools.groupby(values)]
+
+
 def _losses(config: dict) -> str:
     """The generator losses a config trains with, and their weights."""
     hole = f"hole pixels ×{config['hole_l1_weight']}"
@@ -211,9 +218,9 @@ def main(checkpoint: Path, run: Path | None, quality: Path | None, bases: tuple[
         f"| file | `{checkpoint.name}`, {checkpoint.stat().st_size / 1e6:.1f} MB, {'float16' if meta.get('half') else 'float32'}, `{file_digest(checkpoint)}` |",
         f"| network | CSA (rough U-Net + refinement U-Net with the CSA layer at 1/8 resolution), width {config['width']}, channel cap {config['max_channels']}, depth {config['depth']}, {parameters / 1e6:.2f} M parameters; push-pull prefill with residual outputs: {config['prefill']} |",
         f"| weights | {'moving average (decay ' + str(config['ema_decay']) + ') of the generator' if meta.get('moving_average') else 'the generator'} |",
-        f"| data | {'; then '.join(dict.fromkeys(_data(stage['metadata']) for stage, _ in stages))} |",
+        f"| data | {'; then '.join(_in_turn(_data(stage['metadata']) for stage, _ in stages))} |",
         f"| training | {meta.get('total_steps', ckpt['step'])} steps in all, {options.get('size')}² random resized crops with flips, masks {', '.join(options.get('mask_kinds', []))}; stages below |",
-        f"| losses | {'; then '.join(dict.fromkeys(_losses(stage['config']) for stage, _ in stages))} |",
+        f"| losses | {'; then '.join(_in_turn(_losses(stage['config']) for stage, _ in stages))} |",
         f"| VGG-16 weights | {meta.get('vgg_weights') or 'not used (no VGG loss enabled)'} |",
         f"| wall time | {sum(s['metadata'].get('train_seconds', 0) for s, _ in stages) / 3600:.1f} h of training steps in all |",
     ]
