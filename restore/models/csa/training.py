@@ -1,10 +1,11 @@
 """CSA losses and one training step (generator and discriminators).
 
 Losses (paper §3.3–3.4, weights in :class:`CSAConfig`): L1 on the rough and the
-refined output (and, our addition, optionally the squared error); the consistency loss pulling the CSA output and its decoder twin
-towards VGG-16 relu4_3 of the ground truth at hole positions — *with* gradient,
-unlike the authors' code, which detached it; relativistic-average LSGAN from the
-patch discriminator and the VGG feature-patch discriminator.
+refined output (and, our addition, optionally the squared error); the consistency
+loss pulling the CSA output and its decoder twin towards VGG-16 relu4_3 of the
+ground truth at hole positions — *with* gradient, unlike the authors' code, which
+detached it; relativistic-average LSGAN from the patch discriminator and the VGG
+feature-patch discriminator.
 """
 
 from __future__ import annotations
