@@ -62,15 +62,19 @@ def evaluate(pred_path: Path, target_path: Path, masks_spec: Path, resize_masks:
     from restore.data.masks import MaskError, open_mask_source
     from restore.evaluation import evaluate_archives
 
-    outputs = ([json_path] if json_path is not None else []) + ([report_dir / name for name in REPORT_FILES] if report_dir is not None else [])
-    existing = [path for path in outputs if path.exists()]
+    outputs = [(json_path, "--json")] if json_path is not None else []
+    outputs += [(report_dir / name, "--report") for name in REPORT_FILES] if report_dir is not None else []
+    existing = [(path, option) for path, option in outputs if path.exists()]
     if existing and not overwrite:
-        raise click.ClickException(f"{existing[0]}: exists (--overwrite replaces it)")
-    try:
-        pred = open_archive(pred_path)
-        target = open_archive(target_path)
-    except ArchiveError as error:
-        raise click.ClickException(str(error)) from None
+        path, option = existing[0]
+        raise click.BadParameter(f"{path}: exists (--overwrite replaces it)", param_hint=f"'{option}'")
+    archives = []
+    for path, option in ((pred_path, "--pred"), (target_path, "--target")):
+        try:
+            archives.append(open_archive(path))
+        except ArchiveError as error:
+            raise click.BadParameter(str(error), param_hint=f"'{option}'") from None
+    pred, target = archives
     if list(pred.keys) != list(target.keys):
         missing = sorted(set(target.keys) - set(pred.keys))
         extra = sorted(set(pred.keys) - set(target.keys))
@@ -95,9 +99,12 @@ def evaluate(pred_path: Path, target_path: Path, masks_spec: Path, resize_masks:
 
     try:
         lpips = LPIPS.from_files(lpips_weights, vgg_weights) if lpips_weights is not None else None
+    except PerceptualWeightsError as error:
+        raise click.BadParameter(str(error), param_hint="'--lpips-weights' / '--vgg-weights'") from None
+    try:
         inception = FIDInception.from_file(fid_weights) if fid_weights is not None else None
     except PerceptualWeightsError as error:
-        raise click.ClickException(str(error)) from None
+        raise click.BadParameter(str(error), param_hint="'--fid-weights'") from None
     result = evaluate_archives(pred, target, masks, progress=verbosity() >= 0 and len(target.keys) > 20, lpips=lpips)
     if inception is not None:
         from restore.evaluation import archive_fid

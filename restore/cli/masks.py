@@ -215,9 +215,7 @@ def _refuse_existing(dst_dir: Path, names: list[str]) -> None:
     taken = [name for name in names if (dst_dir / name).exists()]
     if taken:
         more = f" and {len(taken) - 1} more" if len(taken) > 1 else ""
-        raise click.ClickException(
-            f"{dst_dir} already holds {taken[0]}{more}; pass --overwrite to replace them"
-        )
+        raise click.BadParameter(f"{dst_dir} already holds {taken[0]}{more}; pass --overwrite to replace them", param_hint="'DST_DIR'")
 
 
 def _write_png(path: Path, mask) -> None:

@@ -91,6 +91,14 @@ def test_incomplete_prediction_is_refused(setup: dict[str, Path]) -> None:
     assert result.exit_code == 2 and "incomplete: 3 image(s)" in result.output
 
 
+def test_a_folder_that_is_not_an_archive_is_a_usage_error_naming_its_option(setup: dict[str, Path], tmp_path: Path) -> None:
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    for option, args in (("--pred", [str(plain), str(setup["in"])]), ("--target", [str(setup["in"]), str(plain)])):
+        result = CliRunner().invoke(main, ["eval", "--pred", args[0], "--target", args[1], "--masks", str(setup["masks"])])
+        assert result.exit_code == 2 and f"'{option}'" in result.output and "not a zarr v3 archive" in result.output
+
+
 def test_pred_of_other_images_is_refused(setup: dict[str, Path], tmp_path: Path) -> None:
     other = tmp_path / "other"
     other.mkdir()
@@ -136,7 +144,7 @@ def test_existing_outputs_are_kept_unless_overwrite(setup: dict[str, Path]) -> N
     previous = setup["root"] / "m.json"
     previous.write_text("an earlier report")
     result = _eval(setup, "--json", str(previous))
-    assert result.exit_code == 1 and f"{previous}: exists (--overwrite replaces it)" in result.output
+    assert result.exit_code == 2 and f"{previous}: exists (--overwrite replaces it)" in result.output and "'--json'" in result.output
     assert previous.read_text() == "an earlier report"
     assert _eval(setup, "--json", str(previous), "--overwrite").exit_code == 0
     assert json.loads(previous.read_text())["overall"]["count"] == 3

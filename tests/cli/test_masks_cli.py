@@ -104,7 +104,7 @@ def test_refuses_to_overwrite(tmp_path: Path) -> None:
     (out / "00001.png").write_bytes(b"the user's file")
     (out / "notes.txt").write_text("kept")
     result = run(str(out), "--kind", "box", "--size", "16x16", "--count", "3")
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "00001.png" in result.output and "--overwrite" in result.output
     assert (out / "00001.png").read_bytes() == b"the user's file"
     assert not (out / "00000.png").exists(), "nothing is written when refusing"
