@@ -15,7 +15,8 @@ Sections (``--sections``, all by default):
 
 Methods: ``telea`` (OpenCV) and ``tiny-csa`` (a random 4-channel CSA: a model's cost profile,
 not its quality) run anywhere; ``csa`` runs with ``--checkpoint`` or when
-``restore/weights/csa.pt`` ships. Prints a table; writes JSON (``--json``).
+``restore/weights/csa.pt`` ships. Prints a table; writes JSON (``--json``): the sections run
+replace theirs in an existing file, the others are kept.
 
 Run with the machine otherwise idle: ``OMP_NUM_THREADS=1 python benchmarks/batch.py``.
 """
@@ -408,7 +409,8 @@ def main(argv: list[str] | None = None) -> int:
         return {name: available[name] for name in names.split(",") if name in available}
 
     sections = set(args.sections.split(","))
-    result: dict = {
+    result: dict = json.loads(args.json.read_text()) if args.json.is_file() else {}
+    result |= {
         "machine": {"cpu": platform.processor() or platform.machine(), "cores": cores, "python": platform.python_version()},
         "methods": {name: {"method": m, "checkpoint": str(c) if c else None} for name, (m, c) in available.items()},
     }
