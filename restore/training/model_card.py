@@ -116,7 +116,9 @@ def _data(meta: dict) -> str:
     data = str(meta.get("data"))
     held = len(meta.get("held_out", []))
     from_eval = "**includes `eval/`**" if "eval" in Path(data).parts else "no photo from `eval/`"
-    return f"`{data}` ({meta.get('train_images')} photos; {held} held out for the learning curve); {from_eval}"
+    trained = meta.get("train_images")
+    photos = f"{trained + held} photos: {trained} trained on, {held} held out for the learning curve" if isinstance(trained, int) else f"{held} photos held out"
+    return f"`{data}` ({photos}); {from_eval}"
 
 
 def _in_turn(values: Iterable[str]) -> list[str]:
@@ -222,9 +224,9 @@ def main(checkpoint: Path, run: Path | None, quality: Path | None, bases: tuple[
         f"| training | {meta.get('total_steps', ckpt['step'])} steps in all, {options.get('size')}² random resized crops with flips, masks {', '.join(options.get('mask_kinds', []))}; stages below |",
         f"| losses | {'; then '.join(_in_turn(_losses(stage['config']) for stage, _ in stages))} |",
         f"| VGG-16 weights | {meta.get('vgg_weights') or 'not used (no VGG loss enabled)'} |",
-        f"| wall time | {sum(s['metadata'].get('train_seconds', 0) for s, _ in stages) / 3600:.1f} h of training steps in all |",
+        f"| time | {sum(s['metadata'].get('train_seconds', 0) for s, _ in stages) / 3600:.1f} h in training steps in all (data loading overlaps them; evaluation and checkpoints are not counted) |",
     ]
-    lines += ["", "## Training stages", "", "| steps | batch | data | losses | optimiser | wall time | hardware | software |", "|---|---|---|---|---|---|---|---|"]
+    lines += ["", "## Training stages", "", "| steps | batch | data | losses | optimiser | time in steps | hardware | software |", "|---|---|---|---|---|---|---|---|"]
     lines += [_stage_row(stage, stage_run) for stage, stage_run in stages]
     curves = [(stage, _curve_table(stage_run, stage["step"], int(stage["metadata"].get("base_steps", 0)))) for stage, stage_run in stages if stage_run]
     if any(curve for _, curve in curves):
