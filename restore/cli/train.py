@@ -74,9 +74,13 @@ def _configuration(config_cls: type, start: dict | None, initial: dict | None, s
     from restore.cli.options import config_overrides
 
     if start is not None:
-        if settings or config_file:
-            raise click.UsageError("--set/--config cannot change a resumed run's configuration")
-        return config_cls.from_dict(start["config"])
+        saved = config_cls.from_dict(start["config"])
+        changed = {key: value for key, value in config_overrides(config_cls, settings, config_file).items()
+                   if value != getattr(saved, key)}
+        if changed:
+            key, value = next(iter(changed.items()))
+            raise click.UsageError(f"--set/--config cannot change a resumed run's configuration ({key}={value!r}; the run has {getattr(saved, key)!r})")
+        return saved
     base = initial["config"] if initial is not None else {}
     try:
         return config_cls(**{**base, **config_overrides(config_cls, settings, config_file)})
@@ -225,7 +229,8 @@ def train(ctx: click.Context, method: str, data: Path, out: Path, size: int, ite
             ranks = ranks_from_environment()
         except RuntimeError as error:
             raise click.ClickException(str(error)) from None
-        _train_process(job, ranks, start, initial)
+        step = _train_process(job, ranks, start, initial)
+        _exit_if_stopped(step, job.iters, job.out, report=ranks.is_main)
 
 
 @dataclass(frozen=True)
@@ -257,8 +262,8 @@ class TrainJob:
 
 
 def _train_process(job: TrainJob, ranks: Ranks, start: dict | None = None, initial: dict | None = None,
-                   init_method: str | None = None) -> None:
-    """Train as one process of ``ranks`` (rank 0 of 1 without data parallelism)."""
+                   init_method: str | None = None) -> int:
+    """Train as one process of ``ranks`` (rank 0 of 1 without data parallelism); returns the step reached."""
     import torch
 
     from restore.cli.options import resolve_bf16, resolve_device
@@ -301,8 +306,9 @@ def _train_process(job: TrainJob, ranks: Ranks, start: dict | None = None, initi
 
         train_idx, held_idx, held = _held_out(names, photos, job.holdout, job.seed)
         extra.update(train_images=len(train_idx), held_out=[names[i] for i in held_idx], holdout=job.holdout, processes=ranks.world_size)
-        if start is not None and start["metadata"].get("held_out") not in (None, extra["held_out"]):
-            raise click.BadParameter(f"{job.data} does not hold the resumed run's photos (its held-out set differs)", param_hint="'--data'")
+        extra["photos_digest"] = _names_digest(names)
+        if start is not None:
+            _check_same_photos(start["metadata"], extra, job.data)
         batches = TrainingBatches([photos[i] for i in train_idx], size=job.size, batch_size=job.batch_size, mask_kinds=job.kinds,
                                   seed=job.seed, rank=ranks.rank, world_size=ranks.world_size)
         options = LoopOptions(
@@ -324,6 +330,33 @@ def _train_process(job: TrainJob, ranks: Ranks, start: dict | None = None, initi
         distributed.finish()
     if ranks.is_main:
         click.echo(f"{job.out / 'last.pt'} at step {step}")
+    return step
+
+
+#: Exit status of a run stopped by SIGINT/SIGTERM before --iters (its last.pt is saved): 128 + SIGINT.
+INTERRUPTED = 130
+
+
+def _exit_if_stopped(step: int, iters: int, out: Path, report: bool = True) -> None:
+    """A run that ended before --iters was stopped by a signal: say so and exit non-zero."""
+    if step < iters:
+        if report:
+            click.echo(f"stopped at step {step} of {iters} by a signal; {out / 'last.pt'} is saved and --resume continues", err=True)
+        raise SystemExit(INTERRUPTED)
+
+
+def _names_digest(names: list[str]) -> str:
+    """A digest of the photo names of --data (what a resumed run must find again)."""
+    import hashlib
+
+    return "sha256:" + hashlib.sha256("\n".join(sorted(names)).encode()).hexdigest()
+
+
+def _check_same_photos(saved: dict, current: dict, data: Path) -> None:
+    """A resumed run must train on the photos it started with (checkpoints may predate the digest)."""
+    for key, what in (("photos_digest", "other photo names"), ("train_images", "another number of photos"), ("held_out", "another held-out set")):
+        if saved.get(key) is not None and saved[key] != current[key]:
+            raise click.BadParameter(f"{data} does not hold the resumed run's photos ({what})", param_hint="'--data'")
 
 
 def _training_photos(data: Path) -> tuple[list[str], list]:
@@ -377,6 +410,10 @@ def _spawn(job: TrainJob, nprocs: int) -> None:
             raise click.ClickException(f"a training process failed: {lines[-1].strip() if lines else error}") from None
         except mp.ProcessExitedException as error:
             raise click.ClickException(f"a training process died: {error}") from None
+    from restore.training.loop import existing_run
+
+    last = existing_run(job.out)
+    _exit_if_stopped(last["step"] if last else 0, job.iters, job.out)
 
 
 def _rank_main(local_rank: int, world_size: int, init_method: str, job: TrainJob) -> None:
@@ -407,6 +444,7 @@ def _on_dask(job: TrainJob, scheduler: str, nprocs: int) -> None:
         raise click.ClickException(str(error)) from None
     last = existing_run(job.out)
     click.echo(f"{job.out / 'last.pt'} at step {last['step'] if last else 0}")
+    _exit_if_stopped(last["step"] if last else 0, job.iters, job.out)
 
 
 def _dask_rank(rank: int, world_size: int, init_method: str, job: TrainJob) -> None:

@@ -50,7 +50,7 @@ def test_train_then_resume(photos: Path, tmp_path: Path) -> None:
     assert final["metadata"]["options"]["warmup"] == 0  # the run's own schedule, not --warmup's default
 
     changed = _train(["--data", str(photos), "--out", str(out), "--iters", "4", "--resume", "--set", "width=8"])
-    assert changed.exit_code == 2 and "cannot change" in changed.output
+    assert changed.exit_code == 2 and "cannot change" in changed.output and "width=8" in changed.output
     for flag, value in (("--seed", "1"), ("--size", "64"), ("--masks", "box"), ("--holdout", "2")):
         other = _train(["--data", str(photos), "--out", str(out), "--iters", "4", "--resume", flag, value])
         assert other.exit_code == 2 and f"{flag} {value} differs from the resumed run's" in other.output, flag
@@ -63,6 +63,19 @@ def test_train_then_resume(photos: Path, tmp_path: Path) -> None:
     moved = _train(["--data", str(elsewhere), "--out", str(out), "--iters", "4", "--resume"])
     assert moved.exit_code == 2 and "does not hold the resumed run's photos" in moved.output
     assert load_checkpoint(out / "last.pt")["step"] == 3
+
+    grown = tmp_path / "more-photos"
+    grown.mkdir()
+    for source in sorted(photos.iterdir()):
+        (grown / source.name).write_bytes(source.read_bytes())
+    write_image(grown / "p9.png", np.full((48, 64, 3), 7, np.uint8))
+    more = _train(["--data", str(grown), "--out", str(out), "--iters", "4", "--resume"])
+    assert more.exit_code == 2 and "does not hold the resumed run's photos (other photo names)" in more.output
+    assert load_checkpoint(out / "last.pt")["step"] == 3
+
+    unchanged = _train(["--data", str(photos), "--out", str(out), "--iters", "4", "--resume", "--set", "width=4", "--set", "max_channels=8"])
+    assert unchanged.exit_code == 0, unchanged.output
+    assert load_checkpoint(out / "last.pt")["step"] == 4
 
 
 @pytest.mark.parametrize(
@@ -167,3 +180,27 @@ def test_init_from_a_shipped_checkpoint_continues_the_step_count(photos: Path, t
     assert both.exit_code == 2 and "give one of them" in both.output
     wrong = _train(["--data", str(photos), "--out", str(tmp_path / "third"), "--iters", "1", "--init", str(shipped), "--set", "width=8"])
     assert wrong.exit_code == 2 and "does not fit" in wrong.output
+
+
+def test_a_run_stopped_by_a_signal_saves_and_exits_130(photos: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+    import signal
+
+    from restore.models.csa.training import CSATrainer
+
+    calls = []
+    original = CSATrainer.train_step
+
+    def step_then_interrupt(self, images, masks):
+        losses = original(self, images, masks)
+        calls.append(1)
+        if len(calls) == 2:
+            os.kill(os.getpid(), signal.SIGINT)  # as Ctrl-C: the loop finishes this step, saves and stops
+        return losses
+
+    monkeypatch.setattr(CSATrainer, "train_step", step_then_interrupt)
+    out = tmp_path / "run"
+    result = CliRunner().invoke(main, ["train", "--method", "csa", "--data", str(photos), "--out", str(out), "--iters", "50", *TINY])
+    assert result.exit_code == 130, result.output
+    assert "stopped at step 2 of 50 by a signal" in result.stderr and "--resume continues" in result.stderr
+    assert load_checkpoint(out / "last.pt")["step"] == 2
