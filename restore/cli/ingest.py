@@ -65,6 +65,10 @@ def ingest(src: Path, archive: Path, recursive: bool, skip_bad: bool, layout: st
     if listing.subfolders and not quiet:
         click.echo(f"not searching {len(listing.subfolders)} sub-folder(s) (use --recursive)", err=True)
 
+    def report_cleanup(removed: list[Path]) -> None:
+        names = ", ".join(path.name for path in removed[:3]) + (f" and {len(removed) - 3} more" if len(removed) > 3 else "")
+        tqdm.write(f"removed {len(removed)} temporary folder(s) left by killed ingests of {archive}: {names}", file=sys.stderr)
+
     count = len(listing.entries)
     start = time.perf_counter()
     try:
@@ -81,7 +85,7 @@ def ingest(src: Path, archive: Path, recursive: bool, skip_bad: bool, layout: st
 
             result = ingest_images(
                 listing, archive, layout=layout, skip_bad=skip_bad, overwrite=overwrite,
-                on_probe=bar.update, on_write=written,
+                on_probe=bar.update, on_write=written, on_cleanup=report_cleanup,
             )  # fmt: skip
     except ImageReadError as error:
         raise click.ClickException(f"{error} (nothing written; --skip-bad leaves such files out)") from None

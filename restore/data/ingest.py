@@ -12,12 +12,15 @@ Two passes over the files, never more than a few images in memory:
 A bad file raises :class:`~restore.data.images.ImageReadError` and nothing is
 left behind (the builder deletes its temporary folder), or with ``skip_bad`` it
 is left out and reported in the result and in the archive's ``skipped``
-attribute.
+attribute. A killed ingest cannot delete its ``.NAME.tmp-<pid>`` folder; the
+next ingest to the same destination does (:func:`remove_stale_temp_dirs`).
 """
 
 from __future__ import annotations
 
 import os
+import re
+import shutil
 from collections import Counter, deque
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -103,6 +106,53 @@ def check_not_source(src: Path, dest: Path) -> None:
         raise ArchiveError(f"the archive {dest} would replace the source {src}; choose another destination")
 
 
+def _process_alive(pid: int) -> bool:
+    """Whether process ``pid`` may exist (``os.kill(pid, 0)``).
+
+    Another user's process, and an id that no process can have, count as alive (never removed).
+    """
+    if pid <= 0:
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True
+    return True
+
+
+def remove_stale_temp_dirs(dest: Path) -> list[Path]:
+    """Delete the temporary folders that killed ingests left beside ``dest``.
+
+    A folder ``.NAME.tmp-<pid>`` (see :class:`~restore.data.archive.ArchiveBuilder`) is
+    removed only when process ``pid`` is gone; one whose process runs (a concurrent
+    ingest) is kept, and so is everything else (``.NAME.old-<pid>`` holds an old archive).
+
+    Args:
+        dest: The archive about to be written.
+
+    Returns:
+        The folders removed.
+    """
+    pattern = re.compile(re.escape(f".{dest.name}.tmp-") + r"(\d+)")
+    try:
+        entries = list(dest.parent.iterdir())
+    except OSError:
+        return []
+    removed = []
+    for entry in sorted(entries):
+        match = pattern.fullmatch(entry.name)
+        if match is None or entry.is_symlink() or not entry.is_dir() or _process_alive(int(match.group(1))):
+            continue
+        try:
+            shutil.rmtree(entry)
+        except OSError:
+            continue
+        removed.append(entry)
+    return removed
+
+
 def _read_checked(path: Path, info: ImageInfo) -> np.ndarray:
     image = read_image(path)
     if image.shape != info.shape or image.dtype != info.dtype:
@@ -122,6 +172,7 @@ def ingest(
     overwrite: bool = False,
     on_probe: Callable[[], object] | None = None,
     on_write: Callable[[], object] | None = None,
+    on_cleanup: Callable[[list[Path]], object] | None = None,
 ) -> IngestResult:
     """Build an archive from listed image files.
 
@@ -133,6 +184,8 @@ def ingest(
         overwrite: Replace an existing archive at ``dest`` (only a zarr archive).
         on_probe: Called after each file's header is checked (progress).
         on_write: Called after each file is decoded and written, or skipped (progress).
+        on_cleanup: Called with the temporary folders of killed ingests removed beside ``dest``
+            (see :func:`remove_stale_temp_dirs`), when there were any.
 
     Returns:
         What was written.
@@ -148,6 +201,9 @@ def ingest(
     check_destination(dest, overwrite)
     if not listing.entries:
         raise ArchiveError(f"{listing.root}: no images found")
+    stale = remove_stale_temp_dirs(dest)
+    if stale and on_cleanup is not None:
+        on_cleanup(stale)
     skipped: list[ImageReadError] = []
     infos: dict[str, tuple[Path, ImageInfo]] = {}
     for key, path in listing.entries:

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import errno
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import cv2
@@ -298,3 +302,186 @@ def test_export_errors(tmp_path: Path) -> None:
     result = run("export", tmp_path / "missing.zarr", tmp_path / "out")
     assert result.exit_code == 2 and "no such archive" in error_line(result)
     assert not (tmp_path / "out").exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# A failed export leaves DST_DIR as it was; an export never writes into its archive
+# ---------------------------------------------------------------------------------------------
+
+
+def snapshot(folder: Path) -> dict[str, bytes | None]:
+    """Every entry below ``folder`` (hidden ones included): relative path → file bytes, None for folders."""
+    if not folder.exists():
+        return {}
+    return {p.relative_to(folder).as_posix(): None if p.is_dir() else p.read_bytes() for p in folder.rglob("*")}
+
+
+@pytest.fixture
+def damaged(corpus: Path, tmp_path: Path) -> Path:
+    """A group archive of the corpus whose last image (in export order) has one flipped byte."""
+    archive = tmp_path / "a.zarr"
+    assert run("ingest", "-r", "--layout", "group", corpus, archive).exit_code == 0
+    opened = open_archive(archive)
+    chunk = next(p for p in (archive / "images" / opened.array_name(opened.keys[-1]) / "c").rglob("*") if p.is_file())
+    data = bytearray(chunk.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    chunk.write_bytes(bytes(data))
+    return archive
+
+
+def test_failed_export_leaves_no_new_folder(damaged: Path, tmp_path: Path) -> None:
+    out = tmp_path / "new" / "deeper" / "out"
+    result = run("export", damaged, out)
+    assert result.exit_code == 1
+    assert repr(open_archive(damaged).keys[-1]) in error_line(result)
+    assert not (tmp_path / "new").exists()
+
+
+@pytest.mark.parametrize("overwrite", [False, True])
+def test_failed_export_leaves_an_existing_folder_as_it_was(damaged: Path, tmp_path: Path, overwrite: bool) -> None:
+    out = tmp_path / "out"
+    (out / "nested").mkdir(parents=True)
+    (out / "notes.txt").write_bytes(b"mine")
+    (out / "nested" / "mine.png").write_bytes(b"mine too")
+    if overwrite:
+        (out / "dot.png").write_bytes(b"an old export")
+    before = snapshot(out)
+    result = run("export", *(["--overwrite"] if overwrite else []), damaged, out)
+    assert result.exit_code == 1 and "cannot be read" in error_line(result)
+    assert snapshot(out) == before
+    result = run("export", *(["--overwrite"] if overwrite else []), damaged, out)
+    assert result.exit_code == 1 and "--overwrite" not in error_line(result)  # a rerun is not refused
+
+
+def test_interrupted_export_leaves_nothing(corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert run("ingest", "-r", corpus, tmp_path / "a.zarr").exit_code == 0
+    archive_class = type(open_archive(tmp_path / "a.zarr"))
+    read, calls = archive_class.read, []
+
+    def interrupted(self, key: str):
+        calls.append(key)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return read(self, key)
+
+    monkeypatch.setattr(archive_class, "read", interrupted)
+    result = run("export", tmp_path / "a.zarr", tmp_path / "out")
+    assert result.exit_code == 1 and len(calls) == 3
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_file_that_appears_during_the_export_is_kept(corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert run("ingest", "-r", corpus, tmp_path / "a.zarr").exit_code == 0
+    out = tmp_path / "out"
+    out.mkdir()
+    opened = open_archive(tmp_path / "a.zarr")
+    last = key_path_of(opened.keys[-1])
+    archive_class, read = type(opened), type(opened).read
+
+    def read_then_appear(self, key: str):
+        if key == opened.keys[-1]:
+            write_image(out / last, random_image(2, 2, 3))
+        return read(self, key)
+
+    monkeypatch.setattr(archive_class, "read", read_then_appear)
+    before = {last.as_posix(): encode_image(random_image(2, 2, 3), "png")}
+    result = run("export", tmp_path / "a.zarr", out)
+    assert result.exit_code == 1 and f"{last} appeared during the export" in error_line(result)
+    assert snapshot(out) == before
+
+
+@pytest.mark.parametrize("overwrite", [False, True])
+def test_failure_while_moving_files_into_place_is_undone(
+    corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, overwrite: bool
+) -> None:
+    archive = tmp_path / "a.zarr"
+    assert run("ingest", "-r", corpus, archive).exit_code == 0
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "dot.png").write_bytes(b"an old export")
+    (out / "notes.txt").write_bytes(b"mine")
+    if not overwrite:
+        (out / "dot.png").unlink()
+    before = snapshot(out)
+    last = out.resolve() / key_path_of(open_archive(archive).keys[-1])
+    link, replace = os.link, os.replace
+
+    def failing(real):
+        def move(src, dst, *args, **kwargs):
+            if Path(dst) == last:
+                raise OSError(errno.ENOSPC, "No space left on device")
+            return real(src, dst, *args, **kwargs)
+
+        return move
+
+    monkeypatch.setattr(os, "link", failing(link))
+    monkeypatch.setattr(os, "replace", failing(replace))
+    result = run("export", *(["--overwrite"] if overwrite else []), archive, out)
+    assert result.exit_code == 1 and "No space left on device" in error_line(result)
+    assert snapshot(out) == before
+    monkeypatch.undo()
+    result = run("export", "--overwrite", archive, out)
+    assert result.exit_code == 0, result.output
+    assert sorted(files_under(out)) == sorted([*files_under(corpus), "notes"])
+    assert not list(out.rglob(".*"))  # no staging folder left
+
+
+def key_path_of(key: str) -> Path:
+    """The file a key is exported to, relative to DST_DIR (PNG)."""
+    *folders, name = key.split("/")
+    return Path(*folders, name + ".png")
+
+
+@pytest.mark.parametrize("dst", ["a.zarr", "a.zarr/images", "link/images", "src/../a.zarr/images/dot", "."])
+def test_export_refuses_to_write_into_its_archive(
+    corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, dst: str
+) -> None:
+    archive = tmp_path / "a.zarr"
+    assert run("ingest", "-r", corpus, archive).exit_code == 0
+    (tmp_path / "link").symlink_to(archive)
+    before = snapshot(archive)
+    monkeypatch.chdir(archive / "images" if dst == "." else tmp_path)
+    result = run("export", archive, dst)
+    assert result.exit_code == 2
+    line = error_line(result)
+    assert "DST_DIR" in line and f"{dst} is the archive" in line
+    assert snapshot(archive) == before
+
+
+def test_export_refuses_a_key_that_lands_inside_the_archive(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    write_image(src / "a.zarr" / "inside.png", random_image(4, 4, 3))
+    write_image(src / "beside.png", random_image(4, 4, 3))
+    out = tmp_path / "out"
+    assert run("ingest", "-r", src, out / "a.zarr").exit_code == 0
+    before = snapshot(out)
+    result = run("export", out / "a.zarr", out)
+    assert result.exit_code == 2
+    assert "inside.png" in error_line(result) and "inside the archive" in error_line(result)
+    assert snapshot(out) == before
+
+
+# ---------------------------------------------------------------------------------------------
+# Leftovers of killed ingests
+# ---------------------------------------------------------------------------------------------
+
+
+def test_ingest_removes_the_temporary_folders_of_killed_runs_only(corpus: Path, tmp_path: Path) -> None:
+    finished = subprocess.Popen([sys.executable, "-c", ""])
+    finished.wait()
+    running = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        kept = [f".a.zarr.tmp-{running.pid}", f".a.zarr.old-{finished.pid}", f".b.zarr.tmp-{finished.pid}"]
+        for name in [f".a.zarr.tmp-{finished.pid}", *kept]:
+            (tmp_path / name).mkdir()
+            (tmp_path / name / "zarr.json").write_text("{}")
+        result = run("ingest", corpus, tmp_path / "a.zarr")
+        assert result.exit_code == 0, result.output
+        lines = [line for line in result.stderr.splitlines() if line.startswith("removed")]
+        assert len(lines) == 1 and f".a.zarr.tmp-{finished.pid}" in lines[0]
+        assert sorted(p.name for p in tmp_path.iterdir()) == sorted([*kept, "a.zarr", "src"])
+        result = run("ingest", "--overwrite", corpus, tmp_path / "a.zarr")
+        assert result.exit_code == 0 and "removed" not in result.stderr
+    finally:
+        running.kill()
+        running.wait()
