@@ -146,7 +146,8 @@ def evaluate_archives(pred: Archive, target: Archive, masks: MaskSource, progres
     Returns:
         ``{"overall": {...}, "buckets": {name: {..., "count"}}, "images": [...],
         "known_pixels_changed": [keys]}``; metrics are L1 %, L2 %, PSNR, SSIM over the
-        whole image in [0, 1] (DESIGN §10).
+        whole image in [0, 1] (DESIGN §10); images of any size down to 1×1 are scored
+        (:func:`~restore.metrics.ssim` narrows its window below 11 px a side).
     """
     from restore.metrics import bucket_of
 

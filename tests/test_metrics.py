@@ -16,6 +16,7 @@ from restore.metrics import (
     mean_metrics,
     psnr,
     ssim,
+    ssim_window,
 )
 
 
@@ -56,3 +57,55 @@ def test_buckets_and_means() -> None:
     assert bucket_of(0.15) == "10-20%" and bucket_of(0.5) == "40-50%" and bucket_of(0.05) is None
     rows = [{"l1": 1.0, "l2": 2.0, "psnr": 30.0, "ssim": 0.9}, {"l1": 3.0, "l2": 4.0, "psnr": 20.0, "ssim": 0.7}]
     assert mean_metrics(rows) == {"l1": 2.0, "l2": 3.0, "psnr": 25.0, "ssim": pytest.approx(0.8)}
+
+
+def _ssim_by_hand(pred: np.ndarray, target: np.ndarray, border: int) -> float:
+    """SSIM from its definition (Wang et al. 2004) with SciPy's Gaussian filter: local
+    Gaussian-weighted statistics (σ 1.5, 11 taps, mirrored borders), mean over the image
+    less ``border`` pixels each side, averaged over channels."""
+    from scipy.ndimage import gaussian_filter
+
+    c1, c2 = 0.01**2, 0.03**2
+    per_channel = []
+    for c in range(target.shape[-1]):
+        x, y = pred[..., c], target[..., c]
+
+        def blur(z: np.ndarray) -> np.ndarray:
+            return gaussian_filter(z, sigma=1.5, truncate=3.5, mode="reflect")
+
+        mx, my = blur(x), blur(y)
+        vx, vy, vxy = blur(x * x) - mx * mx, blur(y * y) - my * my, blur(x * y) - mx * my
+        s = (2 * mx * my + c1) * (2 * vxy + c2) / ((mx * mx + my * my + c1) * (vx + vy + c2))
+        per_channel.append(s[border : s.shape[0] - border, border : s.shape[1] - border].mean())
+    return float(np.mean(per_channel))
+
+
+def _noisy_pair(height: int, width: int, seed: int = 2) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    target = rng.random((height, width, 3))
+    return np.clip(target + rng.normal(0, 0.1, target.shape), 0, 1), target
+
+
+@pytest.mark.parametrize(
+    "height, width, border",
+    [(40, 30, 5), (10, 10, 4), (3, 700, 1), (6, 40, 2), (2, 50, 0), (1, 50, 0), (700, 1, 0)],
+)
+def test_ssim_of_small_images_uses_the_largest_odd_window_that_fits(height: int, width: int, border: int) -> None:
+    pred, target = _noisy_pair(height, width)
+    value = ssim(pred, target)
+    assert value == pytest.approx(_ssim_by_hand(pred, target, border), abs=1e-9)
+    assert 0.5 < value < 0.99 and ssim(target, target) == pytest.approx(1.0)
+
+
+def test_ssim_of_a_single_pixel_is_the_luminance_term() -> None:
+    pred, target = np.array([[[0.2, 0.5, 0.9]]]), np.array([[[0.3, 0.5, 0.6]]])
+    c1 = 0.01**2
+    luminance = (2 * pred * target + c1) / (pred**2 + target**2 + c1)
+    assert ssim(pred, target) == pytest.approx(float(luminance.mean()), abs=1e-12)
+    assert ssim(pred, target) < 1 and ssim(target, target) == pytest.approx(1.0)
+
+
+def test_ssim_windows_and_an_empty_image() -> None:
+    assert [ssim_window(h, 700) for h in (1, 2, 3, 4, 9, 10, 11, 256)] == [1, 1, 3, 3, 9, 9, None, None]
+    with pytest.raises(ValueError, match="empty 0x5 image"):
+        ssim(np.zeros((0, 5, 3)), np.zeros((0, 5, 3)))

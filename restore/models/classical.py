@@ -8,14 +8,25 @@ from torch import Tensor
 
 from restore.models.base import check_inputs, composite
 
+#: The largest 16-bit value: Telea works on 16-bit pixels for images off the 8-bit grid.
+TOP_16 = 65535
+
 
 class OpenCVInpainter:
     """OpenCV ``cv2.inpaint`` behind the :class:`~restore.models.base.Inpainter` contract.
 
     Images whose values are exact multiples of 1/255 (everything that came from
     an 8-bit archive) are inpainted as 8-bit BGR, exactly as ``cv2.inpaint`` on
-    a ``cv2.imread`` image would be; anything else is inpainted per channel in
-    float32, which OpenCV supports for single-channel images.
+    a ``cv2.imread`` image would be. Anything else (16-bit archives) is inpainted
+    per channel, as ``cv2.inpaint`` supports only one channel beyond 8 bits: NS in
+    float32 in [0, 1]; Telea in uint16 after rounding to the 1/65535 grid (lossless
+    for 16-bit pixels), because OpenCV's Telea adds a rounding offset and a unit
+    gradient term meant for integer pixel values, so on floats in [0, 1] it
+    returns garbage.
+
+    An image without a known pixel cannot be inpainted (there is nothing to fill the
+    hole from): it is a ``ValueError``, so that a batch run reports the image as
+    failed instead of writing it back unrestored.
 
     Args:
         name: ``"telea"`` or ``"ns"``.
@@ -36,20 +47,42 @@ class OpenCVInpainter:
         """Inpaint one image given as an array.
 
         Args:
-            image: (H, W, 3) uint8 RGB, or float32 in [0, 1].
+            image: (H, W, 3) uint8 or uint16 RGB, or float32 in [0, 1].
             hole: (H, W) bool or uint8, nonzero = hole.
 
         Returns:
             The inpainted image, same dtype and shape as ``image``.
+
+        Raises:
+            ValueError: the hole covers the whole image, or ``image`` has another dtype.
         """
         import cv2
 
-        mask8 = (np.asarray(hole) > 0).astype(np.uint8) * 255
+        hole = np.asarray(hole) > 0
+        if hole.all():
+            height, width = hole.shape
+            raise ValueError(f"{self.name}: no known pixel to fill the hole from (the mask covers all of the {height}x{width} input)")
+        mask8 = hole.astype(np.uint8) * 255
         if image.dtype == np.uint8:
             bgr = np.ascontiguousarray(image[..., ::-1])
             return np.ascontiguousarray(cv2.inpaint(bgr, mask8, self.radius, self._flag)[..., ::-1])
+        if image.dtype == np.float32 and self.name == "telea":
+            as_16 = np.clip(np.round(image.astype(np.float64) * TOP_16), 0, TOP_16).astype(np.uint16)
+            return self._per_channel(as_16, mask8).astype(np.float32) / np.float32(TOP_16)
+        if image.dtype in (np.uint16, np.float32):
+            return self._per_channel(image, mask8)
+        raise ValueError(f"{self.name}: images must be uint8, uint16 or float32, not {image.dtype}")
+
+    def _per_channel(self, image: np.ndarray, mask8: np.ndarray) -> np.ndarray:
+        """``cv2.inpaint`` on each channel alone (uint16 or float32).
+
+        Shape:
+            image: (H, W, C); mask8: (H, W) uint8, 255 = hole; returns (H, W, C).
+        """
+        import cv2
+
         channels = [
-            cv2.inpaint(np.ascontiguousarray(image[..., c], dtype=np.float32), mask8, self.radius, self._flag)
+            cv2.inpaint(np.ascontiguousarray(image[..., c]), mask8, self.radius, self._flag)
             for c in range(image.shape[-1])
         ]
         return np.stack(channels, axis=-1)
@@ -57,6 +90,9 @@ class OpenCVInpainter:
     @torch.no_grad()
     def inpaint(self, image: Tensor, mask: Tensor) -> Tensor:
         """Fill the holes of a batch.
+
+        Raises:
+            ValueError: an image of the batch has no known pixel.
 
         Shape:
             image: (B, 3, H, W) in [0, 1]; mask: (B, 1, H, W), 1 = hole; returns (B, 3, H, W).

@@ -172,3 +172,33 @@ def test_pred_with_other_channels_names_the_key(setup: dict[str, Path], tmp_path
     assert CliRunner().invoke(main, ["ingest", str(grey), str(tmp_path / "grey.zarr")]).exit_code == 0
     result = CliRunner().invoke(main, ["eval", "--pred", str(tmp_path / "grey.zarr"), "--target", str(setup["in"]), "--masks", str(setup["masks"])])
     assert result.exit_code == 2 and "image 'img0'" in result.output and "--pred" in result.output
+
+
+def test_images_under_11_px_a_side_are_scored(tmp_path: Path) -> None:
+    """SSIM's 11 px window does not fit a 3x700 or a 1x1 image: they are scored with a smaller one."""
+    rng = np.random.default_rng(3)
+    photos, masks = tmp_path / "photos", tmp_path / "masks"
+    photos.mkdir()
+    masks.mkdir()
+    thin = np.clip(np.linspace(0, 255, 700)[None, :, None] + rng.normal(0, 6, (3, 700, 3)), 0, 255).astype(np.uint8)
+    holes = {"thin": np.zeros((3, 700), bool), "dot": np.ones((1, 1), bool)}
+    holes["thin"][1, 300:380] = True
+    for key, image in (("thin", thin), ("dot", np.array([[[200, 40, 90]]], np.uint8))):
+        write_image(photos / f"{key}.png", image)
+        write_image(masks / f"{key}.png", holes[key].astype(np.uint8)[..., None] * 255)
+    assert CliRunner().invoke(main, ["ingest", str(photos), str(tmp_path / "in.zarr")]).exit_code == 0
+    source = open_archive(tmp_path / "in.zarr")
+    restored = {"thin": OpenCVInpainter("telea").inpaint_array(thin, holes["thin"]), "dot": np.array([[[180, 60, 90]]], np.uint8)}
+    with OutputArchive.create(tmp_path / "out.zarr", source, {"method": "telea"}) as out:
+        for key, image in restored.items():
+            out.write(key, image)
+    result = CliRunner().invoke(main, ["eval", "--pred", str(tmp_path / "out.zarr"), "--target", str(tmp_path / "in.zarr"),
+                                       "--masks", str(masks), "--json", str(tmp_path / "m.json")])
+    assert result.exit_code == 0, result.output
+    rows = {row["key"]: row for row in json.loads((tmp_path / "m.json").read_text())["images"]}
+    for key, image in restored.items():
+        assert rows[key]["ssim"] == pytest.approx(image_metrics(image / 255.0, source.read(key) / 255.0)["ssim"])
+    assert 0.5 < rows["thin"]["ssim"] < 1
+    x, y, c1 = np.array([180, 60, 90]) / 255, np.array([200, 40, 90]) / 255, 0.01**2
+    assert rows["dot"]["ssim"] == pytest.approx(float(np.mean((2 * x * y + c1) / (x * x + y * y + c1))))
+    assert "| all | 2 |" in result.output
