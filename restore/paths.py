@@ -24,3 +24,21 @@ def nvidia_masks_dir() -> Path:
     if env:
         return Path(env)
     return shared_data_dir() / "masks" / "nvidia-irregular"
+
+
+def tree_fingerprint(path: Path) -> str:
+    """``sha256:<hex>`` of the names, sizes and modification times of a file, or of every file under a folder.
+
+    Cheap (no file is read) and changed by anything that rewrites a file: what a resumed run
+    compares to notice an input re-ingested or masks generated again since it started.
+    """
+    import hashlib
+
+    root = Path(path)
+    files = sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else [root]
+    digest = hashlib.sha256()
+    for file in files:
+        stat = file.stat()
+        name = file.relative_to(root) if root.is_dir() else file.name
+        digest.update(f"{name}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+    return f"sha256:{digest.hexdigest()}"

@@ -133,6 +133,7 @@ def batch(
         raise click.BadParameter(str(error), param_hint=f"'{error.option}'") from None
 
     total = len(plan.archive.keys)
+    restored = [0]
     try:
         if plan.skipped:
             note(f"skipping {len(plan.skipped)} image(s) without a mask: {preview(plan.skipped)}")
@@ -154,9 +155,18 @@ def batch(
                 )
             gpu = worker_device.startswith("cuda") if scheduler is None else (device != "cpu" and has_gpu_workers(client))
             with tqdm(total=len(plan.todo), desc="restoring", unit="img", file=sys.stderr, disable=True if quiet else None, dynamic_ncols=True) as bar:
-                report = execute(plan, client, gpu=gpu, progress=bar.update)
+
+                def advance(count: int) -> None:
+                    restored[0] += count
+                    bar.update(count)
+
+                report = execute(plan, client, gpu=gpu, progress=advance)
     except BatchError as error:
         raise click.ClickException(str(error)) from None
+    except KeyboardInterrupt:
+        click.echo(f"interrupted: {plan.already_done + restored[0]} of {total} image(s) are restored in {plan.output}; "
+                   "the same command resumes", err=True)
+        raise SystemExit(130) from None
     finally:
         plan.close()
 

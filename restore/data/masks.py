@@ -258,6 +258,23 @@ class MaskSource(ABC):
     def _pixels(self, key: str) -> tuple[np.ndarray, str, str]:
         """(pixels, channel order, origin) of the mask of an existing key."""
 
+    @abstractmethod
+    def _mask_file(self, key: str) -> Path | None:
+        """The file or archive ``key``'s mask is read from (None: no mask)."""
+
+    def stamp(self, key: str) -> int:
+        """A non-zero 64-bit stamp of the name, size and modification time of ``key``'s mask; 0 without one.
+
+        A resumed ``restore batch`` compares it with the stamp recorded when the image was
+        restored, to notice masks generated again since.
+        """
+        from restore.paths import tree_fingerprint
+
+        path = self._mask_file(key)
+        if path is None:
+            return 0
+        return int(tree_fingerprint(path).removeprefix("sha256:")[:16], 16) or 1
+
     def describe(self) -> str:
         """A one-line description of the source and its options (recorded as provenance).
 
@@ -387,6 +404,9 @@ class FolderMaskSource(MaskSource):
                     return files[0]
         return None
 
+    def _mask_file(self, key: str) -> Path | None:
+        return self._find(key)
+
     def _describe_source(self) -> str:
         count = sum(len(files) for files in self._files().values())
         return f"mask folder {self.root} ({count} files, KEY_mask.EXT or KEY.EXT)"
@@ -408,6 +428,9 @@ class FileMaskSource(MaskSource):
         super().__init__(resize=resize, dilate=dilate)
         self.path = path
         self._cache: tuple[np.ndarray, str] | None = None
+
+    def _mask_file(self, key: str) -> Path | None:
+        return self.path
 
     def _describe_source(self) -> str:
         return f"mask file {self.path} (every image)"
@@ -434,11 +457,22 @@ class ZarrMaskSource(MaskSource):
 
         super().__init__(resize=resize, dilate=dilate)
         self.path = path
+        self._archive_stamp: int | None = None
         try:
             self._archive = open_archive(path)
         except ArchiveError as error:
             raise MaskError(f"mask archive {error}") from None
         self._keys = {_nfc(key): key for key in self._archive.keys}
+
+    def _mask_file(self, key: str) -> Path | None:
+        return self.path if self._has(key) else None
+
+    def stamp(self, key: str) -> int:
+        if not self._has(key):
+            return 0
+        if self._archive_stamp is None:  # one stamp for the whole archive: its files are not per key
+            self._archive_stamp = super().stamp(key)
+        return self._archive_stamp
 
     def _describe_source(self) -> str:
         return f"mask archive {self.path} ({len(self._keys)} keys, {self._archive.layout} layout)"

@@ -59,6 +59,9 @@ from restore.data.archive import (
 )
 from restore.data.images import check_image_array
 
+#: The array of per-image mask stamps (:meth:`restore.data.masks.MaskSource.stamp`).
+MASK_STAMPS = "mask_stamps"
+
 
 class OutputArchive:
     """Writer of a restored archive with the layout, keys, shapes and dtypes of an input archive.
@@ -156,6 +159,7 @@ class OutputArchive:
                 _create_arrays(group, like)
                 chunk = min(len(like), DONE_CHUNK)
                 group.create_array("done", shape=(len(like),), dtype="uint8", chunks=(chunk,), fill_value=0)
+                group.create_array(MASK_STAMPS, shape=(len(like),), dtype="uint64", chunks=(chunk,), fill_value=0)
                 group.attrs.update(root)
                 fsync_tree(tmp)
         except BaseException:
@@ -258,6 +262,25 @@ class OutputArchive:
     def complete(self) -> bool:
         """Whether every image is written."""
         return bool(self._done.all())
+
+    def mask_stamps(self) -> dict[str, int] | None:
+        """Per key, the stamp of the mask it was (or is being) restored with; 0: none recorded.
+
+        None for an archive written before stamps were recorded.
+        """
+        if MASK_STAMPS not in self._group:
+            return None
+        return dict(zip(self.keys, (int(v) for v in np.asarray(self._group[MASK_STAMPS][...])), strict=True))
+
+    def record_mask_stamps(self, stamps: Mapping[str, int]) -> None:
+        """Record the stamps of the masks the images ``stamps`` names are about to be restored with."""
+        if not stamps or MASK_STAMPS not in self._group:
+            return
+        array = self._group[MASK_STAMPS]
+        values = np.asarray(array[...]).astype(np.uint64)
+        for key, stamp in stamps.items():
+            values[self._position(key)] = stamp
+        array[...] = values
 
     def expected(self, key: str) -> tuple[tuple[int, int, int], np.dtype]:
         """The (H, W, C) shape and dtype :meth:`write` accepts for ``key``."""

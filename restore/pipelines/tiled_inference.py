@@ -37,6 +37,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import signal
 import socket
 import threading
 import time
@@ -52,6 +53,7 @@ import numpy as np
 from restore.hardware import usable_cores
 from restore.messages import one_line, preview
 from restore.models.ensemble import ENSEMBLE_SIZES
+from restore.paths import tree_fingerprint
 from restore.pipelines.restoration import STRATEGIES, pieces_per_image, restore_images
 
 if TYPE_CHECKING:
@@ -394,6 +396,7 @@ class BatchPlan:
         units: the tasks.
         spec: what the workers need.
         image_bytes: bytes of the largest unit's images (for the in-flight window).
+        mask_stamps: per key to compute, the stamp of its mask (recorded in the output).
     """
 
     archive: Archive
@@ -407,6 +410,7 @@ class BatchPlan:
     units: list[tuple[str, ...]]
     spec: RunSpec
     image_bytes: int = 0
+    mask_stamps: dict[str, int] = field(default_factory=dict)
 
     def close(self) -> None:
         """Release the output's writer lock (idempotent)."""
@@ -437,16 +441,32 @@ def _check_masks(masks_spec: Path, resize: bool, keys: Sequence[str], shapes: di
 
 #: Settings a resumed output must have been written with; an archive from a version that did not
 #: record one was written with the value given here (None: not checked).
-RESUME_SETTINGS = {"input_archive": None, "method": None, "checkpoint_digest": None, "strategy": None,
-                   "strategy_options": None, "mask_options": None, "ensemble": 1}
+RESUME_SETTINGS = {"input_archive": None, "input_fingerprint": None, "method": None, "checkpoint_digest": None,
+                   "strategy": None, "strategy_options": None, "mask_options": None, "ensemble": 1}
+
+#: What a changed fingerprint means, for the message.
+CHANGED_FILES = {"input_fingerprint": "the input archive's files"}
 
 
 def _check_resume(attrs: dict[str, Any], expected: dict[str, Any], output: Path) -> None:
     for name, before in RESUME_SETTINGS.items():
         written = attrs.get(name, before)
         if (name in attrs or before is not None) and written != expected[name]:
+            what = (f"{CHANGED_FILES[name]} changed since {output} was written" if name in CHANGED_FILES
+                    else f"{output} was written with {name} {written!r}, this run uses {expected[name]!r}")
+            raise PlanError(f"{what}; pass --overwrite to start again, or choose another --output", "--output")
+
+
+def _check_mask_stamps(writer: OutputArchive, masks: MaskSource, output: Path) -> None:
+    """Refuse to resume when the mask of an image already restored was written again since."""
+    recorded = writer.mask_stamps()
+    if recorded is None:  # an output from before stamps were recorded
+        return
+    for key in sorted(writer.done_keys()):
+        stamp = masks.stamp(key)
+        if recorded[key] and stamp and stamp != recorded[key]:
             raise PlanError(
-                f"{output} was written with {name} {written!r}, this run uses {expected[name]!r}; "
+                f"the mask of {key!r} changed since it was restored into {output}; "
                 "pass --overwrite to start again, or choose another --output",
                 "--output",
             )
@@ -558,6 +578,7 @@ def prepare_batch(
         "checkpoint_digest": file_digest(checkpoint),
         "mask_source": masks.describe(),
         "mask_options": {"path": str(Path(masks_spec).resolve()), "resize": bool(resize_masks), "dilate": int(dilate)},
+        "input_fingerprint": tree_fingerprint(archive.path),
         "strategy": strategy,
         "strategy_options": strategy_options(strategy),
         "ensemble": int(ensemble),
@@ -575,6 +596,11 @@ def prepare_batch(
             writer.close()
             raise
         todo = writer.missing_keys()
+        try:
+            _check_mask_stamps(writer, masks, output)
+        except PlanError:
+            writer.close()
+            raise
     else:
         if output.exists() and not is_archive(output):
             raise PlanError(f"{output} exists and is not a zarr archive; refusing to replace it", "--output")
@@ -619,7 +645,8 @@ def prepare_batch(
         h, w = shapes[unit[0]]
         channels = archive.shape(unit[0])[2]
         image_bytes = max(image_bytes, len(unit) * h * w * channels * archive.dtype(unit[0]).itemsize)
-    return BatchPlan(archive, output, attrs, overwrite, writer, already_done, todo, skipped, units, spec, image_bytes)
+    stamps = {key: masks.stamp(key) for key in todo}
+    return BatchPlan(archive, output, attrs, overwrite, writer, already_done, todo, skipped, units, spec, image_bytes, stamps)
 
 
 # --------------------------------------------------------------------------------------------
@@ -687,6 +714,23 @@ def default_workers_threads(workers: int | None, threads: int | None) -> tuple[i
 
 
 @contextlib.contextmanager
+def _workers_ignore_sigint() -> Iterator[None]:
+    """Ignore SIGINT while worker processes start, so that they inherit the disposition.
+
+    Ctrl-C reaches every process of the terminal's process group; the workers would each print
+    a traceback. Ignoring it there leaves the interruption to this process, which closes them.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+@contextlib.contextmanager
 def open_client(
     scheduler: str | None = None,
     *,
@@ -742,7 +786,7 @@ def open_client(
         "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None,
     }
     try:
-        with dask.config.set(settings):
+        with dask.config.set(settings), _workers_ignore_sigint():
             cluster = LocalCluster(
                 n_workers=workers,
                 threads_per_worker=1,
@@ -851,6 +895,7 @@ def execute(
                     plan.writer = OutputArchive.create(plan.output, plan.archive, plan.attrs, overwrite=plan.overwrite)
                 except (OSError, ValueError) as error:
                     raise BatchError(f"cannot create {plan.output}: {one_line(error)}") from error
+            plan.writer.record_mask_stamps(plan.mask_stamps)
             _run_units(client, name, plan, plan.writer, report, gpu, progress)
         finally:
             with contextlib.suppress(Exception):

@@ -152,7 +152,9 @@ def test_skip_missing_restores_the_others(scheduler: str, small, tmp_path: Path)
 
 def test_mask_size_mismatch_names_the_key_unless_resized(scheduler: str, small, tmp_path: Path) -> None:
     archive, masks, _, _ = small
-    write_masks(masks, {"img04": np.ones((16, 20), bool)})
+    other_size = np.ones((16, 20), bool)
+    other_size[0, 0] = False  # telea needs a known pixel to fill from
+    write_masks(masks, {"img04": other_size})
     result = run("--input", str(archive), "--masks", str(masks), "--method", "telea")
     assert result.exit_code == 2 and "'img04'" in result.output and "16x20" in result.output
     assert not (tmp_path / "photos.restored.zarr").exists()
@@ -424,17 +426,95 @@ def test_telea_equals_opencvs_own_result_on_real_photos_of_any_size(tmp_path: Pa
         assert np.array_equal(out.read(key), want), key
 
 
-@pytest.mark.parametrize("method_name", ["telea", "csa"])
-def test_empty_and_all_hole_masks(tmp_path: Path, method_name: str) -> None:
-    """An empty mask returns the image unchanged; an all-hole mask still gives a full, valid image."""
+def test_empty_and_all_hole_masks_with_csa(tmp_path: Path) -> None:
+    """An empty mask returns the image unchanged; CSA fills an all-hole mask with a full, valid image."""
     images = make_images(2, 24, 24, seed=5)
     holes = {"img00": np.zeros((24, 24), bool), "img01": np.ones((24, 24), bool)}
     archive = write_archive(tmp_path / "p.zarr", images)
     masks = write_masks(tmp_path / "masks", holes)
-    extra = ["--checkpoint", str(tiny_csa_checkpoint(tmp_path / "tiny.pt"))] if method_name == "csa" else []
-    result = run("--input", str(archive), "--masks", str(masks), "--method", method_name, "--workers", "1", *extra)
+    checkpoint = tiny_csa_checkpoint(tmp_path / "tiny.pt")
+    result = run("--input", str(archive), "--masks", str(masks), "--method", "csa", "--workers", "1", "--checkpoint", str(checkpoint))
     assert result.exit_code == 0, result.output
     out = open_archive(tmp_path / "p.restored.zarr")
     assert np.array_equal(out.read("img00"), images["img00"])
     filled = out.read("img01")
     assert filled.shape == images["img01"].shape and filled.dtype == np.uint8
+
+
+@pytest.mark.parametrize("method_name", ["telea", "ns"])
+def test_an_all_hole_mask_fails_that_image_with_classical_methods(tmp_path: Path, method_name: str) -> None:
+    """Telea and NS have no known pixel to fill an all-hole image from: it is reported failed, not written."""
+    images = make_images(3, 24, 24, seed=5)
+    holes = {"img00": np.zeros((24, 24), bool), "img01": np.ones((24, 24), bool), "img02": make_masks(images)["img02"]}
+    archive = write_archive(tmp_path / "p.zarr", images)
+    masks = write_masks(tmp_path / "masks", holes)
+    result = run("--input", str(archive), "--masks", str(masks), "--method", method_name, "--workers", "1")
+    assert result.exit_code == 1, result.output
+    assert "1 image(s) failed: 'img01'" in result.output
+    assert f"ValueError: {method_name}: no known pixel to fill the hole from" in result.output
+    out = open_archive(tmp_path / "p.restored.zarr")
+    assert out.done_keys() == {"img00", "img02"} and not out.complete
+    assert np.array_equal(out.read("img00"), images["img00"])
+
+
+def test_an_interrupted_run_says_how_far_it_got_and_exits_130(scheduler: str, small, tmp_path: Path, monkeypatch) -> None:
+    import restore.pipelines.tiled_inference as engine
+
+    archive, masks, images, _ = small
+    real_execute = engine.execute
+
+    def interrupted_after_one(plan, client, *, gpu, progress):
+        def first_then_stop(count: int) -> None:
+            progress(count)
+            raise KeyboardInterrupt
+
+        return real_execute(plan, client, gpu=gpu, progress=first_then_stop)
+
+    monkeypatch.setattr(engine, "execute", interrupted_after_one)
+    result = CliRunner().invoke(main, ["batch", "--input", str(archive), "--masks", str(masks), "--method", "telea", "--scheduler", scheduler, "--batch-size", "1"])
+    assert result.exit_code == 130
+    done = open_archive(tmp_path / "photos.restored.zarr").done_keys()
+    assert 1 <= len(done) < len(images)
+    assert f"interrupted: {len(done)} of {len(images)} image(s) are restored in" in result.stderr and "the same command resumes" in result.stderr
+    monkeypatch.setattr(engine, "execute", real_execute)
+    assert run("--input", str(archive), "--masks", str(masks), "--method", "telea", "--scheduler", scheduler).exit_code == 0
+    assert open_archive(tmp_path / "photos.restored.zarr").done_keys() == set(images)
+
+
+def test_embedded_workers_are_started_ignoring_ctrl_c() -> None:
+    from restore.pipelines.tiled_inference import _workers_ignore_sigint
+
+    probe = [sys.executable, "-c", "import signal; print(signal.getsignal(signal.SIGINT) is signal.SIG_IGN)"]
+    with _workers_ignore_sigint():
+        inside = subprocess.run(probe, capture_output=True, text=True, check=True).stdout.strip()
+    assert inside == "True"
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert subprocess.run(probe, capture_output=True, text=True, check=True).stdout.strip() == "False"
+
+
+def test_resume_refuses_an_input_or_masks_rewritten_since(scheduler: str, small, tmp_path: Path) -> None:
+    archive, masks, images, _ = small
+    args = ["--input", str(archive), "--masks", str(masks), "--method", "telea", "--scheduler", scheduler]
+    kept = (masks / "img05.png").read_bytes()
+    (masks / "img05.png").unlink()
+    assert run(*args, "--skip-missing").exit_code == 0
+    (masks / "img05.png").write_bytes(kept)  # the documented way to finish: add the missing masks, run again
+    finished = run(*args)
+    assert finished.exit_code == 0 and "7 of 8 image(s) already restored" in finished.output
+    assert "nothing to do" in run(*args).output
+
+    mask_file = masks / "img03.png"
+    later = mask_file.stat().st_mtime_ns + 10**9
+    os.utime(mask_file, ns=(later, later))  # as `restore masks generate --overwrite` would leave it
+    result = run(*args)
+    assert result.exit_code == 2 and "the mask of 'img03' changed since it was restored into" in result.output
+    assert "--overwrite" in result.output
+    assert run(*args, "--overwrite").exit_code == 0
+    assert "nothing to do" in run(*args).output
+
+    chunk = next(path for path in sorted(archive.rglob("*")) if path.is_file() and path.name != "zarr.json")
+    later = chunk.stat().st_mtime_ns + 10**9
+    os.utime(chunk, ns=(later, later))
+    result = run(*args)
+    assert result.exit_code == 2 and "the input archive's files changed since" in result.output
+    assert open_archive(tmp_path / "photos.restored.zarr").done_keys() == set(images)
