@@ -21,6 +21,10 @@ def unreadable_torch_file(error: BaseException) -> str:
         return "not a PyTorch file of tensors and plain data"
     if isinstance(error, EOFError):
         return "empty or truncated file"
+    if isinstance(error, KeyError):  # the legacy (non-zip) loader read a first byte that is no pickle opcode
+        return "not a PyTorch file"
+    if "PytorchStreamReader" in str(error):  # a damaged zip: torch adds a paragraph of advice
+        return f"not a PyTorch file, or a damaged one ({str(error).split('.')[0].removeprefix('PytorchStreamReader ')})"
     return one_line(error) or type(error).__name__
 
 

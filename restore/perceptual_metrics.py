@@ -51,7 +51,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from restore.messages import one_line
+from restore.messages import one_line, unreadable_torch_file
 from restore.nn.vgg import (
     RELU1_2,
     RELU2_2,
@@ -97,7 +97,7 @@ def _load_state(path: str | Path, what: str) -> dict[str, Tensor]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # not a torch file, truncated, pickled objects
-        raise PerceptualWeightsError(f"{what}: cannot read {path} ({type(error).__name__})") from error
+        raise PerceptualWeightsError(f"{what}: cannot read {path}: {unreadable_torch_file(error)}") from error
     if not isinstance(state, dict) or not all(isinstance(value, Tensor) for value in state.values()):
         raise PerceptualWeightsError(f"{what}: {path} is not a state dict of tensors")
     return state

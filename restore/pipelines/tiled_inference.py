@@ -585,6 +585,8 @@ def prepare_batch(
     }
 
     writer = None
+    if output.exists() and not is_archive(output):
+        raise PlanError(f"{output} exists and is not a zarr archive; refusing to write into or replace it (choose another --output)", "--output")
     if output.exists() and not overwrite:
         try:
             writer = OutputArchive.open(output, like=archive)
@@ -602,14 +604,14 @@ def prepare_batch(
             writer.close()
             raise
     else:
-        if output.exists() and not is_archive(output):
-            raise PlanError(f"{output} exists and is not a zarr archive; refusing to replace it", "--output")
         todo = list(archive.keys)
 
     try:
         already_done = len(archive.keys) - len(todo)
         shapes = {key: tuple(archive.shape(key)[:2]) for key in todo}
         absent = masks.missing(todo)
+        if todo and len(absent) == len(todo) and not already_done:
+            raise PlanError(f"no mask for any of the {len(todo)} image(s) in {masks.describe()} (keys such as {preview(todo[:3])})", "--masks")
         if absent and not skip_missing:
             raise PlanError(
                 f"no mask for {len(absent)} of {len(todo)} image(s) in {masks.describe()}: {preview(absent)} "

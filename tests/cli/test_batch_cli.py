@@ -518,3 +518,20 @@ def test_resume_refuses_an_input_or_masks_rewritten_since(scheduler: str, small,
     result = run(*args)
     assert result.exit_code == 2 and "the input archive's files changed since" in result.output
     assert open_archive(tmp_path / "photos.restored.zarr").done_keys() == set(images)
+
+
+def test_an_output_folder_that_is_no_archive_and_masks_for_no_image_are_refused(small, tmp_path: Path) -> None:
+    archive, masks, _, _ = small
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    (photos / "a.png").write_bytes((masks / "img00.png").read_bytes())
+    result = run("--input", str(archive), "--masks", str(masks), "--method", "telea", "--output", str(photos))
+    assert result.exit_code == 2 and "exists and is not a zarr archive" in result.output and "restore ingest" not in result.output
+    assert sorted(p.name for p in photos.iterdir()) == ["a.png"]
+
+    unrelated = tmp_path / "other-masks"
+    unrelated.mkdir()
+    (unrelated / "zzz.png").write_bytes((masks / "img00.png").read_bytes())
+    result = run("--input", str(archive), "--masks", str(unrelated), "--method", "telea", "--skip-missing")
+    assert result.exit_code == 2 and "no mask for any of the 8 image(s)" in result.output
+    assert not (tmp_path / "photos.restored.zarr").exists()

@@ -123,7 +123,10 @@ def test_unreadable_vgg_and_init_files_are_one_line_errors(photos: Path, tmp_pat
         assert result.exit_code == 1 and message in result.output
         assert len(result.output.strip().splitlines()) == 1
     (tmp_path / "empty.pt").write_bytes(b"")
-    for init, message in [(text, "not a PyTorch file of tensors and plain data"), (tmp_path / "empty.pt", "empty or truncated file")]:
+    (tmp_path / "hi.txt").write_text("hi\n")  # a first byte the legacy loader takes for a magic-number key
+    (tmp_path / "broken.pt").write_bytes(b"PK\x03\x04" + bytes(60))  # a zip header and nothing after
+    for init, message in [(text, "not a PyTorch file of tensors and plain data"), (tmp_path / "empty.pt", "empty or truncated file"),
+                          (tmp_path / "hi.txt", "not a PyTorch file"), (tmp_path / "broken.pt", "not a PyTorch file, or a damaged one")]:
         result = _train(["--data", str(photos), "--out", str(tmp_path / "run"), "--iters", "1", *TINY, "--init", str(init)])
         assert result.exit_code == 2 and f"'--init': cannot read checkpoint {init}: {message}" in result.output
     assert not (tmp_path / "run").exists()

@@ -376,16 +376,24 @@ def truncated_png(path: Path) -> Path:
     return path
 
 
+def corrupt_png(path: Path) -> Path:
+    data = bytearray(write_image(path, as_png(pattern(64, 64))).read_bytes())
+    data[40] ^= 0xFF  # inside the first IDAT chunk: its CRC no longer matches
+    path.write_bytes(bytes(data))
+    return path
+
+
 @pytest.mark.parametrize(
     ("make", "message"),
     [
-        (truncated_png, "cannot decode mask file .*bad.png: truncated or not an image"),
+        (truncated_png, "cannot decode mask file .*bad.png: truncated PNG"),
+        (corrupt_png, "cannot decode mask file .*bad.png: corrupt PNG \\(CRC error"),
         (lambda p: p.write_bytes(b""), "mask file .*bad.png is empty"),
         (lambda p: p.write_text("this is not an image"), "cannot decode mask file .*bad.png"),
     ],
-    ids=["truncated", "zero-byte", "not-an-image"],
+    ids=["truncated", "corrupt", "zero-byte", "not-an-image"],
 )
-def test_bad_mask_files_are_named(tmp_path: Path, make, message: str) -> None:
+def test_bad_mask_files_are_named(tmp_path: Path, make, message: str, capfd: pytest.CaptureFixture) -> None:
     make(tmp_path / "bad.png")
     write_image(tmp_path / "good.png", as_png(pattern()))
     source = open_mask_source(tmp_path)
@@ -394,6 +402,7 @@ def test_bad_mask_files_are_named(tmp_path: Path, make, message: str) -> None:
     assert "\n" not in str(info.value)
     with pytest.raises(MaskError, match=message):
         open_mask_source(tmp_path / "bad.png").load("any", (64, 64))
+    assert capfd.readouterr().err == "", "nothing but our one-line error reaches the terminal (no OpenCV warnings)"
 
 
 @pytest.mark.parametrize("content", [b"", b"II*\x00garbage"], ids=["zero-byte", "damaged"])
