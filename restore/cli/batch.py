@@ -71,7 +71,8 @@ def batch(
     Runs on an embedded Dask cluster of --workers processes, or on an existing cluster
     (--scheduler). Everything is checked before any work starts. Images are written one
     by one as they finish, so an interrupted run (even killed) resumes where it stopped
-    when run again; only --overwrite recomputes finished images. Known pixels are
+    when run again (with the same settings, and the input and the masks of finished images
+    unchanged); only --overwrite recomputes finished images. Known pixels are
     copied exactly; grey images are restored as RGB and written back as the mean of the
     three channels; alpha is kept as it is.
     """
