@@ -131,6 +131,18 @@ class DurableLocalStore(LocalStore):
         await asyncio.to_thread(self._write, key, value, exclusive)
 
 
+def temp_dir_for(dest: Path, pid: int | None = None) -> Path:
+    """``.NAME.tmp-<pid>`` beside ``dest``: where a folder is built before it is renamed into place."""
+    return dest.with_name(f".{dest.name}.tmp-{os.getpid() if pid is None else pid}")
+
+
+def temp_dir_owner(dest: Path, candidate: Path) -> int | None:
+    """The pid in ``candidate``'s name when it is a :func:`temp_dir_for` folder of ``dest``, else None."""
+    prefix = temp_dir_for(dest, 0).name.removesuffix("0")
+    digits = candidate.name.removeprefix(prefix)
+    return int(digits) if candidate.name.startswith(prefix) and digits.isascii() and digits.isdigit() else None
+
+
 @contextlib.contextmanager
 def staged_dir(dest: Path, *, overwrite: bool = False) -> Iterator[Path]:
     """Build a new folder under a temporary name beside ``dest`` and rename it into place on success.
@@ -154,7 +166,7 @@ def staged_dir(dest: Path, *, overwrite: bool = False) -> Iterator[Path]:
     if dest.exists() and not overwrite:
         raise FileExistsError(f"{dest} already exists")
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f".{dest.name}.tmp-{os.getpid()}")
+    tmp = temp_dir_for(dest)
     if tmp.exists():  # left by a killed process that had our pid
         shutil.rmtree(tmp)
     tmp.mkdir()

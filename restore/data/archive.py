@@ -468,13 +468,13 @@ class ArchiveBuilder:
         """Create the temporary archive (called by ``with``)."""
         import zarr
 
-        from restore.data._zarr_store import DurableLocalStore
+        from restore.data._zarr_store import DurableLocalStore, temp_dir_for
 
         if not self.keys:
             raise ArchiveError(f"{self.dest}: no images to write")
         check_destination(self.dest, self.overwrite)
         self.dest.parent.mkdir(parents=True, exist_ok=True)
-        self._tmp = self.dest.with_name(f".{self.dest.name}.tmp-{os.getpid()}")
+        self._tmp = temp_dir_for(self.dest)
         if self._tmp.exists():
             shutil.rmtree(self._tmp)
         self._tmp.mkdir()

@@ -41,7 +41,7 @@ IMAGE_EXTENSIONS: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".tif", ".tiff", "
 #: Suffixes :func:`write_image` can write (lossless formats only).
 WRITE_EXTENSIONS: tuple[str, ...] = (".png", ".tif", ".tiff")
 
-_PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 _SUPPORTED = "PNG, JPEG, TIFF, BMP or WebP"
 
 
@@ -73,7 +73,7 @@ class ImageInfo:
 
 
 def _sniff(data: bytes) -> str | None:
-    if data.startswith(_PNG_MAGIC):
+    if data.startswith(PNG_MAGIC):
         return "png"
     if data.startswith(b"\xff\xd8\xff"):
         return "jpeg"
@@ -102,13 +102,22 @@ def _load(path: Path) -> tuple[bytes, str]:
     return data, kind
 
 
+def check_png(path: Path, data: bytes) -> None:
+    """Check the chunk lengths and CRCs of a PNG (``data`` starts with :data:`PNG_MAGIC`) up to its IEND.
+
+    Raises:
+        ImageReadError: a truncated or corrupt PNG.
+    """
+    _png_header(path, data)
+
+
 def _png_header(path: Path, data: bytes) -> tuple[int, int, int, int, bool]:
     """Walk the PNG chunks, checking lengths, CRCs and the final IEND.
 
     Returns:
         (width, height, bit depth, colour type, whether a tRNS chunk is present).
     """
-    pos, end = len(_PNG_MAGIC), len(data)
+    pos, end = len(PNG_MAGIC), len(data)
     header = None
     has_trns = has_idat = False
     while True:

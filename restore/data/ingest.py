@@ -19,7 +19,6 @@ next ingest to the same destination does (:func:`remove_stale_temp_dirs`).
 from __future__ import annotations
 
 import os
-import re
 import shutil
 from collections import Counter, deque
 from collections.abc import Callable, Iterable
@@ -135,15 +134,16 @@ def remove_stale_temp_dirs(dest: Path) -> list[Path]:
     Returns:
         The folders removed.
     """
-    pattern = re.compile(re.escape(f".{dest.name}.tmp-") + r"(\d+)")
+    from restore.data._zarr_store import temp_dir_owner
+
     try:
         entries = list(dest.parent.iterdir())
     except OSError:
         return []
     removed = []
     for entry in sorted(entries):
-        match = pattern.fullmatch(entry.name)
-        if match is None or entry.is_symlink() or not entry.is_dir() or _process_alive(int(match.group(1))):
+        pid = temp_dir_owner(dest, entry)
+        if pid is None or entry.is_symlink() or not entry.is_dir() or _process_alive(pid):
             continue
         try:
             shutil.rmtree(entry)

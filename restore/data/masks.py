@@ -40,7 +40,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from restore.data.images import _PNG_MAGIC, IMAGE_EXTENSIONS, ImageReadError, _png_header
+from restore.data.images import IMAGE_EXTENSIONS, PNG_MAGIC, ImageReadError, check_png
 from restore.messages import preview
 
 LOGGER = logging.getLogger(__name__)
@@ -184,9 +184,9 @@ def read_mask_pixels(path: Path) -> tuple[np.ndarray, str]:
         raise MaskError(f"cannot read mask file {path}: {error.strerror or error}") from None
     if data.size == 0:
         raise MaskError(f"mask file {path} is empty (0 bytes)")
-    if data[: len(_PNG_MAGIC)].tobytes() == _PNG_MAGIC:
+    if data[: len(PNG_MAGIC)].tobytes() == PNG_MAGIC:
         try:
-            _png_header(path, data.tobytes())  # OpenCV would print its own warnings about a damaged PNG
+            check_png(path, data.tobytes())  # OpenCV would print its own warnings about a damaged PNG
         except ImageReadError as error:
             raise MaskError(f"cannot decode mask file {path}: {error.reason}") from None
     try:

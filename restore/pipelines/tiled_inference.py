@@ -594,15 +594,11 @@ def prepare_batch(
             raise PlanError(f"{one_line(error)} (an existing --output is resumed; pass --overwrite to replace it)", "--output") from None
         try:
             _check_resume(writer.attrs, {**attrs, "input_archive": str(archive.path.resolve())}, output)
-        except PlanError:
-            writer.close()
-            raise
-        todo = writer.missing_keys()
-        try:
             _check_mask_stamps(writer, masks, output)
         except PlanError:
             writer.close()
             raise
+        todo = writer.missing_keys()
     else:
         todo = list(archive.keys)
 
@@ -897,7 +893,10 @@ def execute(
                     plan.writer = OutputArchive.create(plan.output, plan.archive, plan.attrs, overwrite=plan.overwrite)
                 except (OSError, ValueError) as error:
                     raise BatchError(f"cannot create {plan.output}: {one_line(error)}") from error
-            plan.writer.record_mask_stamps(plan.mask_stamps)
+            try:
+                plan.writer.record_mask_stamps(plan.mask_stamps)
+            except OSError as error:
+                raise BatchError(f"cannot write {plan.output}: {one_line(error)}") from error
             _run_units(client, name, plan, plan.writer, report, gpu, progress)
         finally:
             with contextlib.suppress(Exception):
