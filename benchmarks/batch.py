@@ -114,14 +114,15 @@ def tiny_csa(path: Path) -> Path:
     import torch
 
     from restore.models.csa import CSAConfig
-    from restore.models.csa.training import CSATrainer
-    from restore.training.checkpoint import save_checkpoint
+    from restore.models.csa.trainer import CSATrainer
+    from restore.checkpoint import save_checkpoint
+    from restore.models.registry import config_to_dict
 
     if not path.exists():
         torch.manual_seed(0)
         config = CSAConfig(width=4, max_channels=16, depth=5, consistency_weight=0, adversarial_weight=0)
         trainer = CSATrainer(config)
-        save_checkpoint({"method": "csa", "step": 0, "config": config.to_dict(),
+        save_checkpoint({"method": "csa", "step": 0, "config": config_to_dict(config),
                          "models": {"generator": trainer.generator.state_dict()}, "optimizers": {}, "metadata": {}}, path)  # fmt: skip
     return path
 
@@ -201,7 +202,7 @@ def plain_loop(archive_path: Path, masks_path: Path, output: Path, method: str, 
     from restore.data.output_archive import OutputArchive
     from restore.models.registry import load_inpainter
     from restore.pipelines.restoration import restore_images
-    from restore.pipelines.tiled_inference import plan_units
+    from restore.pipelines.batch_plan import plan_units
 
     torch.set_num_threads(threads)
     archive = open_archive(archive_path)

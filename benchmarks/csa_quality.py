@@ -33,7 +33,8 @@ def main(checkpoint: Path | None, sets: str, limit: int | None, seed: int, batch
     from restore.data.datasets import centre_square, load_images
     from restore.evaluation import PROTOCOL_SIZE, evaluate, format_table, protocol_mask_sets
     from restore.models.ensemble import SelfEnsemble
-    from restore.models.registry import file_digest, load_inpainter, resolve_checkpoint
+    from restore.models.registry import load_inpainter, resolve_checkpoint
+    from restore.paths import file_digest
     from restore.paths import shared_data_dir
 
     torch.set_grad_enabled(False)

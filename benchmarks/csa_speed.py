@@ -45,7 +45,7 @@ def main(repeats: int, device: str, json_path: Path | None) -> None:
     from restore.models.csa.networks import CSAGenerator
     from restore.models.ensemble import SelfEnsemble
     from restore.models.registry import METHODS
-    from restore.training.checkpoint import load_checkpoint
+    from restore.checkpoint import load_checkpoint
 
     torch.set_grad_enabled(False)
     shipped = METHODS["csa"].shipped_checkpoint

@@ -6,6 +6,7 @@ training learning curve, so all three measure the same thing.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -13,7 +14,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from restore.metrics import BUCKETS, bucket_name, image_metrics, mean_metrics
+from restore.metrics import BUCKETS, bucket_name, image_metrics, realism_metrics, summarise
 from restore.models.base import Inpainter
 
 if TYPE_CHECKING:
@@ -65,14 +66,14 @@ def evaluate(
     batch_size: int = 8,
     device: str = "cpu",
 ) -> dict[str, dict[str, float]]:
-    """Mean L1 %, L2 %, PSNR and SSIM of ``inpainter`` per mask set.
+    """Fidelity and realism of ``inpainter`` per mask set (:func:`~restore.metrics.summarise`).
 
     Args:
         images: (S, S, 3) uint8 protocol images.
         mask_sets: from :func:`protocol_mask_sets` (each list as long as ``images``).
 
     Returns:
-        ``{set name: {"l1": …, "l2": …, "psnr": …, "ssim": …, "count": n}}``.
+        ``{set name: {"l1", "l2", "psnr", "ssim", "swd", "detail", "count"}}``.
     """
     results: dict[str, dict[str, float]] = {}
     stack = np.stack(images)
@@ -81,21 +82,23 @@ def evaluate(
         rows = []
         for start in range(0, len(images), batch_size):
             batch = inpaint_uint8(inpainter, stack[start : start + batch_size], holes[start : start + batch_size], device)
-            for out, target in zip(batch, stack[start : start + batch_size], strict=True):
-                rows.append(image_metrics(out.astype(np.float64) / 255.0, target.astype(np.float64) / 255.0))
-        results[name] = {**mean_metrics(rows), "count": len(rows)}
+            for out, target, hole in zip(batch, stack[start : start + batch_size], holes[start : start + batch_size], strict=True):
+                restored, original = out.astype(np.float64) / 255.0, target.astype(np.float64) / 255.0
+                rows.append({**image_metrics(restored, original), **realism_metrics(restored, original, hole)})
+        results[name] = {**summarise(rows), "count": len(rows)}
     return results
 
 
 def format_table(results: dict[str, dict[str, dict[str, float]]], sets: Iterable[str] | None = None) -> str:
-    """A markdown table: one row per (method, mask set) with L1 %, L2 %, PSNR, SSIM."""
-    lines = ["| method | masks | L1 % | L2 % | PSNR dB | SSIM |", "|---|---|---|---|---|---|"]
+    """A markdown table: one row per (method, mask set) with L1 %, L2 %, PSNR, SSIM, SWD and the detail ratio."""
+    lines = ["| method | masks | L1 % | L2 % | PSNR dB | SSIM | SWD | detail |", "|---|---|---|---|---|---|---|---|"]
     for method, per_set in results.items():
         for name in sets or per_set:
             if name not in per_set:
                 continue
             m = per_set[name]
-            lines.append(f"| {method} | {name} | {m['l1']:.2f} | {m['l2']:.3f} | {m['psnr']:.2f} | {m['ssim']:.4f} |")
+            realism = f" {m.get('swd', math.nan):.1f} | {m.get('detail', math.nan):.3f} |"
+            lines.append(f"| {method} | {name} | {m['l1']:.2f} | {m['l2']:.3f} | {m['psnr']:.2f} | {m['ssim']:.4f} |" + realism)
     return "\n".join(lines)
 
 
@@ -111,7 +114,7 @@ def to_unit_float(image: np.ndarray) -> np.ndarray:
 
 
 def _means(rows: list[dict]) -> dict[str, float]:
-    means = mean_metrics(rows)
+    means = summarise(rows)
     if rows and "lpips" in rows[0]:
         means["lpips"] = float(np.mean([row["lpips"] for row in rows]))
     return means
@@ -146,8 +149,10 @@ def evaluate_archives(pred: Archive, target: Archive, masks: MaskSource, progres
     Returns:
         ``{"overall": {...}, "buckets": {name: {..., "count"}}, "images": [...],
         "known_pixels_changed": [keys]}``; metrics are L1 %, L2 %, PSNR, SSIM over the
-        whole image in [0, 1] (DESIGN §10); images of any size down to 1×1 are scored
-        (:func:`~restore.metrics.ssim` narrows its window below 11 px a side).
+        whole image in [0, 1] (DESIGN §10), and SWD and the detail ratio inside the hole
+        (:func:`~restore.metrics.realism_metrics`; NaN where undefined: SWD needs 32 px a
+        side); images of any size down to 1×1 are scored (:func:`~restore.metrics.ssim`
+        narrows its window below 11 px a side).
     """
     from restore.metrics import bucket_of
 
@@ -166,9 +171,10 @@ def evaluate_archives(pred: Archive, target: Archive, masks: MaskSource, progres
         if not np.array_equal(restored[~hole], reference[~hole]):
             changed.append(key)
         ratio = float(hole.mean())
-        metrics = image_metrics(to_unit_float(restored), to_unit_float(reference))
+        restored_f, reference_f = to_unit_float(restored), to_unit_float(reference)
+        metrics = {**image_metrics(restored_f, reference_f), **realism_metrics(restored_f, reference_f, hole)}
         if lpips is not None:
-            metrics["lpips"] = lpips.distance(to_unit_float(restored), to_unit_float(reference))
+            metrics["lpips"] = lpips.distance(restored_f, reference_f)
         rows.append({"key": key, "hole_ratio": ratio, "bucket": bucket_of(ratio), **metrics})
     buckets: dict[str, dict[str, float]] = {}
     for low, high in BUCKETS:

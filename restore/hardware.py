@@ -37,3 +37,25 @@ def prefers_bf16(device: str) -> bool:
 
         return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
     return cpu_has_amx_bf16()
+
+
+class DeviceError(ValueError):
+    """The device asked for is not there (``--device cuda`` without a GPU)."""
+
+
+def resolve_device(device: str) -> str:
+    """``auto`` -> ``cuda`` when available, else ``cpu``; ``cuda`` without a GPU is a :class:`DeviceError`."""
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise DeviceError("no CUDA device is available")
+    return device
+
+
+def resolve_bf16(choice: str, device: str) -> bool:
+    """``auto``: bf16 on GPUs that support it and on CPUs with AMX; ``on``/``off`` as given."""
+    if choice != "auto":
+        return choice == "on"
+    return prefers_bf16(device)

@@ -42,3 +42,16 @@ def tree_fingerprint(path: Path) -> str:
         name = file.relative_to(root) if root.is_dir() else file.name
         digest.update(f"{name}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
     return f"sha256:{digest.hexdigest()}"
+
+
+def file_digest(path: Path | None) -> str | None:
+    """``sha256:<hex>`` of a checkpoint file (provenance), or None."""
+    if path is None:
+        return None
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return f"sha256:{digest.hexdigest()}"

@@ -52,16 +52,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from restore.messages import one_line, unreadable_torch_file
-from restore.nn.vgg import (
-    RELU1_2,
-    RELU2_2,
-    RELU3_3,
-    RELU4_3,
-    RELU5_3,
-    VGGWeightsError,
-    load_torchvision_features,
-    vgg16_features,
-)
+from restore.nn.vgg import VGGFeatures, VGGWeightsError, load_torchvision_features
 
 __all__ = [
     "FIDInception",
@@ -77,7 +68,7 @@ __all__ = [
 LPIPS_SHIFT = (-0.030, -0.088, -0.188)
 LPIPS_SCALE = (0.458, 0.448, 0.450)
 #: VGG-16 taps used by LPIPS and their channel counts.
-LPIPS_TAPS = (RELU1_2, RELU2_2, RELU3_3, RELU4_3, RELU5_3)
+LPIPS_TAPS = ("relu1_2", "relu2_2", "relu3_3", "relu4_3", "relu5_3")
 LPIPS_CHANNELS = (64, 128, 256, 512, 512)
 #: Inception input side, and the activation sizes pytorch-fid offers (``--dims``).
 INCEPTION_SIZE = 299
@@ -117,22 +108,6 @@ class _LinLayer(nn.Module):
         return self.model(x)
 
 
-class _VGG16Taps(nn.Module):
-    """VGG-16 ``features`` up to relu5_3, returning the five LPIPS taps."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.features = vgg16_features(RELU5_3)
-
-    def forward(self, x: Tensor) -> list[Tensor]:
-        taps = []
-        for index, layer in enumerate(self.features):
-            x = layer(x)
-            if index in LPIPS_TAPS:
-                taps.append(x)
-        return taps
-
-
 def _unit_normalise(features: Tensor, eps: float = 1e-10) -> Tensor:
     return features / (features.pow(2).sum(dim=1, keepdim=True).sqrt() + eps)
 
@@ -166,7 +141,7 @@ class LPIPS(nn.Module):
         super().__init__()
         self.register_buffer("shift", torch.tensor(LPIPS_SHIFT).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("scale", torch.tensor(LPIPS_SCALE).view(1, 3, 1, 1), persistent=False)
-        self.net = _VGG16Taps()
+        self.net = VGGFeatures("random", "vgg16", LPIPS_TAPS, input_norm="none")
         for index, channels in enumerate(LPIPS_CHANNELS):
             self.add_module(f"lin{index}", _LinLayer(channels))
         for parameter in self.parameters():

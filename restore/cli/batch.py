@@ -7,35 +7,17 @@ from pathlib import Path
 
 import click
 
-from restore.cli.options import device_option
+from restore.cli.options import MethodChoice, device_option
 from restore.hardware import usable_cores
 from restore.models.ensemble import ENSEMBLE_SIZES
-
-STRATEGY_CHOICES = ("subsample", "tile", "whole")
-
-
-class MethodChoice(click.Choice):
-    """``--method`` choices read from :data:`restore.models.registry.METHODS` when used."""
-
-    def __init__(self) -> None:
-        super().__init__([])
-
-    @property
-    def choices(self) -> tuple[str, ...]:  # type: ignore[override]
-        from restore.models.registry import METHODS
-
-        return tuple(METHODS)
-
-    @choices.setter
-    def choices(self, value: object) -> None:  # click's __init__ assigns; the registry is the truth
-        pass
+from restore.models.registry import STRATEGIES, strategy_help
 
 
 @click.command()
 @click.option("--input", "input_path", required=True, type=click.Path(exists=True, path_type=Path), help="Archive of images to restore (never modified).")
 @click.option("--masks", "masks_spec", required=True, type=click.Path(exists=True, path_type=Path), help="Mask folder (KEY.png / KEY_mask.png), one mask file for all, or a mask archive.")
 @click.option("--output", "output_path", type=click.Path(path_type=Path), help="Output archive [default: INPUT.restored.zarr beside the input]; an existing one is resumed.")
-@click.option("--method", default="csa", show_default=True, type=MethodChoice(), help="Inpainting method (see `restore methods`).")
+@click.option("--method", default="csa", show_default=True, type=MethodChoice(), help=f"Inpainting method: {MethodChoice.summary()} (see `restore methods`).")
 @click.option("--checkpoint", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Weights [default: the method's shipped checkpoint].")
 @device_option
 @click.option("--workers", type=click.IntRange(min=1), help="Worker processes of the embedded cluster [default: 1; more are faster on many small images, at about 0.4 GiB each].")
@@ -43,7 +25,7 @@ class MethodChoice(click.Choice):
 @click.option("--scheduler", help="Address of an existing Dask scheduler (tcp://host:8786) instead of the embedded cluster.")
 @click.option("--batch-size", default=8, show_default=True, type=click.IntRange(min=1), help="Model inputs (images, sub-images or tiles) per model call.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output and recompute everything.")
-@click.option("--strategy", type=click.Choice(STRATEGY_CHOICES), default=None, help="Images over 256 px: polyphase sub-images (whole-picture context, large holes), overlapping 256² tiles (full resolution, small holes) or the whole image at once [default: the method's: subsample for csa, whole for telea/ns].")
+@click.option("--strategy", type=click.Choice(STRATEGIES), default=None, help=f"Images over the method's native size (256 px for csa): polyphase sub-images of that size (whole-picture context, large holes), overlapping tiles of that size (full resolution, small holes) or the whole image at once [default: the method's: {strategy_help()}].")
 @click.option("--skip-missing", is_flag=True, help="Leave out images without a mask (listed) instead of failing.")
 @click.option("--resize-masks", is_flag=True, help="Resize masks of another size to each image (nearest).")
 @click.option("--dilate", default=0, show_default=True, type=click.IntRange(min=0), help="Grow every hole by this many pixels.")
@@ -82,17 +64,16 @@ def batch(
 
     from restore.cli import verbosity
     from restore.cli.options import resolve_device
-    from restore.pipelines.tiled_inference import (
-        BatchError,
-        PlanError,
+    from restore.messages import preview
+    from restore.pipelines.cluster import (
+        ClusterError,
+        SchedulerAddressError,
         default_workers_threads,
-        execute,
         has_gpu_workers,
         open_client,
         parse_scheduler_address,
-        prepare_batch,
-        preview,
     )
+    from restore.pipelines.tiled_inference import BatchError, PlanError, execute, prepare_batch
 
     level = verbosity()
     quiet = level < 0
@@ -106,8 +87,8 @@ def batch(
             raise click.UsageError("--workers sizes the embedded cluster; it cannot be combined with --scheduler")
         try:
             parse_scheduler_address(scheduler)
-        except PlanError as error:
-            raise click.BadParameter(str(error), param_hint=f"'{error.option}'") from None
+        except SchedulerAddressError as error:
+            raise click.BadParameter(str(error), param_hint="'--scheduler'") from None
         worker_device, threads = device, threads_per_worker
     else:
         worker_device = resolve_device(device)
@@ -116,9 +97,9 @@ def batch(
             note(f"warning: {workers} worker(s) x {threads} thread(s) is more than the {usable_cores()} usable cores; expect slowdowns")
 
     if strategy is None:
-        from restore.models.registry import METHODS
+        from restore.models.registry import get_method
 
-        strategy = METHODS[method].default_strategy
+        strategy = get_method(method).default_strategy
 
     def mask_bar(**kwargs: object) -> tqdm:
         return tqdm(file=sys.stderr, disable=True if quiet else None, leave=False, delay=1.0, **kwargs)
@@ -162,7 +143,7 @@ def batch(
                     bar.update(count)
 
                 report = execute(plan, client, gpu=gpu, progress=advance)
-    except BatchError as error:
+    except (BatchError, ClusterError) as error:
         raise click.ClickException(str(error)) from None
     except KeyboardInterrupt:
         click.echo(f"interrupted: {plan.already_done + restored[0]} of {total} image(s) are restored in {plan.output}; "

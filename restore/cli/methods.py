@@ -1,4 +1,4 @@
-"""``restore methods``: the methods and whether each has weights."""
+"""``restore methods``: the methods, what each needs and how ``restore batch`` treats large images."""
 
 from __future__ import annotations
 
@@ -7,13 +7,13 @@ import click
 
 @click.command()
 def methods() -> None:
-    """List the inpainting methods and whether each has weights."""
+    """List the inpainting methods: weights, whether `restore train` can train them, native size, default strategy."""
     from rich.console import Console
     from rich.table import Table
 
     from restore.models.registry import METHODS
 
-    table = Table("method", "weights", "trainable", "description")
+    table = Table("method", "weights", "trainable", "native size", "large images", "description")
     for method in METHODS.values():
         if not method.needs_weights:
             weights = "not needed"
@@ -21,5 +21,6 @@ def methods() -> None:
             weights = f"shipped ({method.shipped_checkpoint.name})"
         else:
             weights = "none shipped (--checkpoint)"
-        table.add_row(method.name, weights, "yes" if method.trainable else "no", method.summary)
+        size = f"{method.native_size}²" if method.native_size else "any"
+        table.add_row(method.name, weights, "yes" if method.trainable else "no", size, method.default_strategy, method.summary)
     Console(width=200).print(table)

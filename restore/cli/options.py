@@ -9,6 +9,34 @@ from typing import Any
 
 import click
 
+
+class MethodChoice(click.Choice):
+    """``--method`` choices read from :data:`restore.models.registry.METHODS` when used (so methods
+    registered at run time count), optionally only the trainable ones."""
+
+    def __init__(self, trainable: bool = False) -> None:
+        self.trainable = trainable
+        super().__init__([])
+
+    @property
+    def choices(self) -> tuple[str, ...]:  # type: ignore[override]
+        from restore.models.registry import METHODS
+
+        return tuple(name for name, method in METHODS.items() if method.trainable or not self.trainable)
+
+    @choices.setter
+    def choices(self, value: object) -> None:  # click's __init__ assigns; the registry is the truth
+        pass
+
+    @staticmethod
+    def summary(trainable: bool = False) -> str:
+        """``csa (coherent semantic attention …), telea (…)`` for help texts, from the records."""
+        from restore.models.registry import METHODS
+
+        return ", ".join(f"{name} ({method.summary.split(':')[0].split(' (')[0]})"
+                         for name, method in METHODS.items() if method.trainable or not trainable)
+
+
 device_option = click.option(
     "--device",
     type=click.Choice(["auto", "cpu", "cuda"]),
@@ -20,22 +48,13 @@ device_option = click.option(
 
 def resolve_device(device: str) -> str:
     """``auto`` -> ``cuda`` when available, else ``cpu``; ``cuda`` without a GPU is a usage error."""
-    import torch
+    from restore.hardware import DeviceError
+    from restore.hardware import resolve_device as resolve
 
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cuda" and not torch.cuda.is_available():
-        raise click.BadParameter("no CUDA device is available", param_hint="'--device'")
-    return device
-
-
-def resolve_bf16(choice: str, device: str) -> bool:
-    """``auto``: bf16 on GPUs that support it and on CPUs with AMX; ``on``/``off`` as given."""
-    from restore.hardware import prefers_bf16
-
-    if choice != "auto":
-        return choice == "on"
-    return prefers_bf16(device)
+    try:
+        return resolve(device)
+    except DeviceError as error:
+        raise click.BadParameter(str(error), param_hint="'--device'") from None
 
 
 def _convert(value: str, kind: Any, key: str) -> Any:

@@ -156,8 +156,8 @@ class TrainingBatches:
 
         random_training_mask(self.mask_kinds, 8, 8, np.random.default_rng(0))  # validates the kinds early
 
-    def batch(self, step: int) -> tuple[Tensor, Tensor]:
-        """The batch of training step ``step``.
+    def batch(self, step: int, draw: int = 0) -> tuple[Tensor, Tensor]:
+        """Batch ``draw`` of training step ``step`` (a step of a WGAN-GP method draws several).
 
         Shape:
             returns images (B, 3, S, S) float in [0, 1] and masks (B, 1, S, S) float, 1 = hole.
@@ -167,10 +167,14 @@ class TrainingBatches:
         crops, holes = [], []
         first = self.rank * self.batch_size
         for index in range(first, first + self.batch_size):
-            rng = np.random.default_rng([self.seed, step, index])
+            rng = np.random.default_rng([self.seed, step, index] if draw == 0 else [self.seed, step, index, draw])
             photo = self.images[int(rng.integers(len(self.images)))]
             crops.append(random_resized_crop(rng, photo, self.size))
             holes.append(random_training_mask(self.mask_kinds, self.size, self.size, rng))
         images = torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).float().div_(255.0)
         masks = torch.from_numpy(np.stack(holes)).unsqueeze(1).float()
         return images.contiguous(), masks
+
+    def batches(self, step: int, count: int) -> list[tuple[Tensor, Tensor]]:
+        """The ``count`` batches of training step ``step`` (draws 0 … count − 1; draw 0 is :meth:`batch`)."""
+        return [self.batch(step, draw) for draw in range(count)]

@@ -1,4 +1,4 @@
-"""Reconstruction and feature-matching losses."""
+"""Reconstruction losses: L1 and squared error with hole pixels weighted."""
 
 from __future__ import annotations
 
@@ -37,20 +37,3 @@ def l2_loss(predicted: Tensor, target: Tensor, mask: Tensor | None = None, hole_
 def _hole_weighted_mean(errors: Tensor, mask: Tensor, hole_weight: float) -> Tensor:
     weight = 1.0 + (hole_weight - 1.0) * mask.to(errors.dtype)
     return (errors * weight).sum() / (weight.sum() * errors.shape[1])
-
-
-def masked_feature_l2(features: Tensor, target: Tensor, mask: Tensor) -> Tensor:
-    """Mean squared distance between feature vectors at the masked positions.
-
-    The CSA consistency loss (paper eq. 4) sums ``||f_y - t_y||²`` over hole
-    positions ``y``; here it is averaged over positions and channels so the weight
-    does not depend on the hole size or the channel count. Zero when no position is
-    masked.
-
-    Shape:
-        features, target: (B, C, h, w); mask: (B, 1, h, w), 1 = position counts.
-    """
-    mask = mask.to(features.dtype)
-    squared = ((features - target) ** 2 * mask).sum()
-    count = mask.sum() * features.shape[1]
-    return squared / count.clamp_min(1.0)

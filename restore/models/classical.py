@@ -109,3 +109,13 @@ class OpenCVInpainter:
                 filled = self.inpaint_array(images[b], holes[b])
             out[b] = torch.from_numpy(filled).permute(2, 0, 1).to(out)
         return composite(out, image, mask)
+
+
+def load_telea(checkpoint: object = None, device: str = "cpu") -> OpenCVInpainter:
+    """The ``telea`` method's loader (no weights; runs on the CPU whatever ``device`` says)."""
+    return OpenCVInpainter("telea")
+
+
+def load_ns(checkpoint: object = None, device: str = "cpu") -> OpenCVInpainter:
+    """The ``ns`` method's loader (no weights; runs on the CPU whatever ``device`` says)."""
+    return OpenCVInpainter("ns")

@@ -1,21 +1,45 @@
-"""The methods ``restore`` knows: name -> how to build an :class:`Inpainter`.
+"""The methods ``restore`` knows: one :class:`Method` record each, the only list of methods.
 
-``--method`` choices come from :data:`METHODS`. Pipelines never branch on the
-method: they call :func:`load_inpainter` and use the ``Inpainter`` contract.
+Everything that depends on the method reads its record: ``--method`` choices and help
+texts of ``restore batch``/``train``/``methods``, how ``restore batch`` loads the model and
+cuts large images (``native_size``, ``default_strategy``), which trainer ``restore train``
+builds, what ``python -m restore.training.ship`` keeps, the model card, the benchmarks and
+the contract tests (``tests/models/test_contract.py``, ``tests/training/test_trainer_contract.py``).
+Adding a method is adding a record here and a folder under ``restore/models/`` (DESIGN §12).
+
+Records name their code as ``"module:attribute"`` strings, imported only when used: this
+module is read by ``--help`` and must not import torch.
 """
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Callable
-from dataclasses import dataclass
+import dataclasses
+import functools
+import importlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from restore.paths import WEIGHTS_DIR
 
 if TYPE_CHECKING:  # the registry is read by --help: it must not import torch
     from restore.models.base import Inpainter
+
+#: How ``restore batch`` may treat images larger than a method's native size.
+STRATEGIES: tuple[str, ...] = ("subsample", "tile", "whole")
+#: The piece side of ``subsample``/``tile`` for a method that works at any size.
+DEFAULT_PIECE_SIZE = 256
+
+Loader = Callable[[Path | None, str], "Inpainter"]
+
+
+def import_target(target: str) -> Any:
+    """The object a ``"package.module:attribute"`` string names (imported now)."""
+    module_name, _, attribute = target.partition(":")
+    if not attribute:
+        raise ValueError(f"expected 'module:attribute', got {target!r}")
+    return getattr(importlib.import_module(module_name), attribute)
 
 
 @dataclass(frozen=True)
@@ -24,21 +48,54 @@ class Method:
 
     Attributes:
         name: the ``--method`` value.
-        summary: one line for ``restore methods``.
-        load: ``load(checkpoint, device) -> Inpainter``; ``checkpoint`` is None for methods without weights.
+        summary: one line for ``restore methods`` and the help texts.
+        config: the method's frozen config dataclass (``"module:Class"``; the paper's
+            hyper-parameters as defaults), or None for a method without settings.
+        network: the generator class built from a config (``"module:Class"``), for methods
+            that restore with one network through :class:`~restore.models.network.NetworkInpainter`:
+            ``Class(config)``, ``forward(image, mask) -> dict`` with at least ``predicted``
+            (B, 3, H, W) in [0, 1], input sides multiples of ``config.multiple``.
+        load: how to build the inpainter, ``load(checkpoint, device) -> Inpainter``, as a
+            ``"module:function"`` string or a picklable callable; None uses the shared network
+            loader (:func:`~restore.models.network.load_network_inpainter`) with ``network``.
+        trainer: the trainer class (``"module:Class"``, :mod:`restore.training.trainer`), or None
+            when ``restore train`` cannot train the method.
+        native_size: the side the network works at (``restore train --size`` defaults to it,
+            ``--strategy subsample``/``tile`` cut larger images into pieces of this side); None
+            for methods that work at any size.
+        default_strategy: ``restore batch``'s strategy for images larger than ``native_size``.
+        ship_modules: the checkpoint modules a shipped (inference) checkpoint keeps.
         needs_weights: whether inference needs a checkpoint.
-        trainable: whether ``restore train --method NAME`` exists.
-        default_strategy: how ``restore batch`` treats images over 256 px by default:
-            ``"subsample"`` for networks trained at 256², ``"whole"`` for methods that
-            work at any resolution.
+        training_masks: default ``restore train --masks`` kinds (None: the loop's default mix).
+        smoke_config: config overrides giving a network small enough to train a step in about
+            a second (the contract tests train and restore every method with it).
     """
 
     name: str
     summary: str
-    load: Callable[[Path | None, str], Inpainter]
-    needs_weights: bool
-    trainable: bool
+    config: str | None = None
+    network: str | None = None
+    load: str | Loader | None = None
+    trainer: str | None = None
+    native_size: int | None = None
     default_strategy: str = "subsample"
+    ship_modules: tuple[str, ...] = ("generator",)
+    needs_weights: bool = False
+    training_masks: tuple[str, ...] | None = None
+    smoke_config: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.default_strategy not in STRATEGIES:
+            raise ValueError(f"method {self.name!r}: unknown default strategy {self.default_strategy!r}")
+        if self.load is None and self.network is None:
+            raise ValueError(f"method {self.name!r} needs a network or a load function")
+        if self.trainer is not None and self.config is None:
+            raise ValueError(f"method {self.name!r}: a trainable method needs a config class")
+
+    @property
+    def trainable(self) -> bool:
+        """Whether ``restore train --method NAME`` exists."""
+        return self.trainer is not None
 
     @property
     def shipped_checkpoint(self) -> Path | None:
@@ -46,30 +103,122 @@ class Method:
         path = WEIGHTS_DIR / f"{self.name}.pt"
         return path if path.is_file() else None
 
+    @property
+    def piece_size(self) -> int:
+        """The side of the pieces ``subsample``/``tile`` cut large images into."""
+        return self.native_size or DEFAULT_PIECE_SIZE
 
-def _load_opencv(name: str) -> Callable[[Path | None, str], Inpainter]:
-    def load(checkpoint: Path | None, device: str) -> Inpainter:
-        from restore.models.classical import OpenCVInpainter
+    def config_class(self) -> type:
+        """The config dataclass (imported now)."""
+        if self.config is None:
+            raise ValueError(f"method {self.name!r} has no configuration")
+        return import_target(self.config)
 
-        return OpenCVInpainter(name)
+    def network_class(self) -> type:
+        """The generator class (imported now)."""
+        if self.network is None:
+            raise ValueError(f"method {self.name!r} has no network")
+        return import_target(self.network)
 
-    return load
+    def trainer_class(self) -> type:
+        """The trainer class (imported now)."""
+        if self.trainer is None:
+            raise ValueError(f"method {self.name!r} cannot be trained")
+        return import_target(self.trainer)
+
+    @property
+    def loader(self) -> Loader:
+        """A picklable ``loader(checkpoint, device) -> Inpainter`` (Dask workers unpickle it by reference)."""
+        if self.load is None:
+            from restore.models.network import load_network_inpainter
+
+            return functools.partial(load_network_inpainter, self)
+        if isinstance(self.load, str):
+            return functools.partial(_call_target, self.load)
+        return self.load
 
 
-def _load_csa(checkpoint: Path | None, device: str) -> Inpainter:
-    from restore.models.csa import load_csa_inpainter
-
-    return load_csa_inpainter(checkpoint, device)
+def _call_target(target: str, checkpoint: Path | None, device: str) -> Inpainter:
+    return import_target(target)(checkpoint, device)
 
 
 METHODS: dict[str, Method] = {
     m.name: m
     for m in [
-        Method("csa", "Coherent semantic attention (Liu et al. 2019), two-stage U-Net", _load_csa, True, True),
-        Method("telea", "OpenCV Telea fast marching (radius 3), classical baseline", _load_opencv("telea"), False, False, "whole"),
-        Method("ns", "OpenCV Navier-Stokes (radius 3), classical baseline", _load_opencv("ns"), False, False, "whole"),
+        Method(
+            "csa",
+            "Coherent semantic attention (Liu et al. 2019): rough U-Net, then a refinement U-Net with the CSA layer",
+            config="restore.models.csa.config:CSAConfig",
+            network="restore.models.csa.networks:CSAGenerator",
+            trainer="restore.models.csa.trainer:CSATrainer",
+            native_size=256,
+            default_strategy="subsample",
+            needs_weights=True,
+            smoke_config={"width": 4, "max_channels": 8, "depth": 5, "consistency_weight": 0.0,
+                          "feature_discriminator": False, "discriminator_width": 4},
+        ),
+        Method("telea", "OpenCV Telea fast marching (radius 3), classical baseline",
+               load="restore.models.classical:load_telea", default_strategy="whole"),
+        Method("ns", "OpenCV Navier-Stokes (radius 3), classical baseline",
+               load="restore.models.classical:load_ns", default_strategy="whole"),
     ]
 }
+
+
+def register(method: Method, *, replace: bool = False) -> Method:
+    """Add a method to :data:`METHODS` (plugins, tests); an existing name needs ``replace``."""
+    if method.name in METHODS and not replace:
+        raise ValueError(f"a method named {method.name!r} is registered already")
+    METHODS[method.name] = method
+    return method
+
+
+def get_method(name: str) -> Method:
+    """The record of ``name``.
+
+    Raises:
+        KeyError: no such method (the message lists the known ones).
+    """
+    if name not in METHODS:
+        raise KeyError(f"unknown method {name!r}; known: {', '.join(METHODS)}")
+    return METHODS[name]
+
+
+def trainable_methods() -> list[str]:
+    """Names of the methods ``restore train`` can train."""
+    return [name for name, method in METHODS.items() if method.trainable]
+
+
+def build(name: str, **overrides: Any) -> Any:
+    """The config of method ``name``: the paper's defaults with ``overrides`` (DESIGN §3).
+
+    Raises:
+        KeyError: unknown method.
+        ValueError: an override that is not a field of the config, or a value the config rejects.
+    """
+    return config_from_dict(get_method(name).config_class(), overrides)
+
+
+def config_to_dict(config: Any) -> dict[str, Any]:
+    """A config dataclass as a plain dict (what checkpoints store)."""
+    return dataclasses.asdict(config)
+
+
+def config_from_dict(config_class: type, values: Mapping[str, Any]) -> Any:
+    """Build a config dataclass from a dict (a checkpoint's, a TOML file's), rejecting unknown keys."""
+    known = {f.name for f in dataclasses.fields(config_class)}
+    unknown = set(values) - known
+    if unknown:
+        raise ValueError(f"unknown {config_class.__name__} keys: {', '.join(sorted(unknown))}")
+    return config_class(**values)
+
+
+def strategy_help() -> str:
+    """``restore batch --strategy``'s default, method by method, as the records give it."""
+    by_strategy: dict[str, list[str]] = {}
+    for method in METHODS.values():
+        by_strategy.setdefault(method.default_strategy, []).append(method.name)
+    return "; ".join(f"{strategy} for {', '.join(names)}" for strategy, names in by_strategy.items())
 
 
 class MissingWeightsError(RuntimeError):
@@ -78,7 +227,7 @@ class MissingWeightsError(RuntimeError):
 
 def resolve_checkpoint(name: str, checkpoint: Path | None) -> Path | None:
     """The checkpoint a run of ``name`` uses: the given one, else the shipped one."""
-    method = METHODS[name]
+    method = get_method(name)
     if not method.needs_weights:
         return None
     if checkpoint is not None:
@@ -93,17 +242,4 @@ def resolve_checkpoint(name: str, checkpoint: Path | None) -> Path | None:
 
 def load_inpainter(name: str, checkpoint: Path | None = None, device: str = "cpu") -> Inpainter:
     """Build the named method, with its checkpoint (or the shipped one) on ``device``."""
-    if name not in METHODS:
-        raise KeyError(f"unknown method {name!r}; known: {', '.join(METHODS)}")
-    return METHODS[name].load(resolve_checkpoint(name, checkpoint), device)
-
-
-def file_digest(path: Path | None) -> str | None:
-    """``sha256:<hex>`` of a checkpoint file (provenance), or None."""
-    if path is None:
-        return None
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return f"sha256:{digest.hexdigest()}"
+    return get_method(name).loader(resolve_checkpoint(name, checkpoint), device)

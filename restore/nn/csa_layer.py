@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from restore.nn.precision import float32_region
 from restore.ops import csa_propagate, patch_best_match
 
 
@@ -58,8 +59,10 @@ class CoherentSemanticAttention(nn.Module):
         gate = has_known.to(features.dtype).view(-1, 1, 1, 1)
         key_valid = known * gate + (1.0 - gate)
         hole = hole * gate
-        with torch.autocast(features.device.type, enabled=False):
-            exact = features.float()
-            index, score = patch_best_match(exact, exact, key_valid.float(), ksize=1)
-            out = csa_propagate(exact, hole.float(), index, score)
+        out = float32_region(_search_and_propagate, features, key_valid, hole)
         return out.to(features.dtype)
+
+
+def _search_and_propagate(features: Tensor, key_valid: Tensor, hole: Tensor) -> Tensor:
+    index, score = patch_best_match(features, features, key_valid, ksize=1)
+    return csa_propagate(features, hole, index, score)

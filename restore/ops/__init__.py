@@ -9,12 +9,12 @@
 
 Each ``op`` runs the compiled CPU/CUDA kernel when :func:`has_ops` is true and falls
 back to ``op_reference`` (plain, differentiable PyTorch with the same semantics)
-otherwise. Flat positions are ``y * W + x`` throughout.
+otherwise, and inside ``with use_reference():``. Flat positions are ``y * W + x`` throughout.
 """
 
 from __future__ import annotations
 
-from ._ext import has_ops
+from ._ext import has_ops, use_reference
 from .csa_propagate import csa_propagate, csa_propagate_reference
 from .masked_gradient_penalty import masked_gradient_penalty, masked_gradient_penalty_reference
 from .patch_best_match import patch_best_match, patch_best_match_reference
@@ -30,4 +30,5 @@ __all__ = [
     "patch_best_match_reference",
     "patch_similarity",
     "patch_similarity_reference",
+    "use_reference",
 ]

@@ -8,6 +8,10 @@ PyTorch reference, so the package keeps working, only slower.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+from collections.abc import Iterator
+
 import torch
 
 try:
@@ -29,6 +33,27 @@ else:
 #: Floor on the L2 norm of a patch (or feature vector) before it is normalised.
 NORM_FLOOR = 1e-4
 
+_FORCE_REFERENCE: contextvars.ContextVar[bool] = contextvars.ContextVar("restore_ops_force_reference", default=False)
+
+
+@contextlib.contextmanager
+def use_reference(enabled: bool = True) -> Iterator[None]:
+    """Run every op as its plain PyTorch reference inside the block (benchmarks, comparisons).
+
+    The choice is per thread and per async context (a ``contextvars.ContextVar``), and is
+    undone on leaving the block.
+
+    Example:
+        >>> from restore.ops import use_reference
+        >>> with use_reference():
+        ...     pass  # ops called here skip the compiled kernels
+    """
+    token = _FORCE_REFERENCE.set(enabled)
+    try:
+        yield
+    finally:
+        _FORCE_REFERENCE.reset(token)
+
 
 def has_ops() -> bool:
     """Whether the compiled operators (``torch.ops.restore.*``) are loaded.
@@ -48,9 +73,9 @@ def use_kernel(name: str, x: torch.Tensor) -> bool:
 
     CPU kernels (float32, float64) are always compiled into ``restore._C``; CUDA
     kernels (also float16 and bfloat16) only when the extension was built against a
-    CUDA torch. Anything else runs the reference.
+    CUDA torch. Anything else, or any call inside :func:`use_reference`, runs the reference.
     """
-    if not _HAS_OPS:
+    if not _HAS_OPS or _FORCE_REFERENCE.get():
         return False
     device_type = x.device.type
     if device_type in ("cpu", "meta"):

@@ -1,6 +1,7 @@
 """Restore same-size images with one model, in model batches: the engine of every worker.
 
-Images within 256² go to the model whole; larger ones are cut into pieces by a strategy
+Images within the method's native size (``size``: 256² for CSA, 32² or 64² for others) go
+to the model whole; larger ones are cut into pieces of that side by a strategy
 (:mod:`~restore.pipelines.subsample` by default, :mod:`~restore.pipelines.tiles`), or
 sent whole at any size (``whole``: for methods that work at any resolution, such as
 the classical baselines). Pieces
@@ -10,7 +11,9 @@ are never sent to the model (a restoration keeps known pixels exactly, so it wou
 them unchanged). The model runs on whatever device the inpainter lives on.
 
 Batching does not change results: the models here treat batch items independently (eval
-mode), which the tests check bit for bit.
+mode), which the tests check bit for bit. Models run under ``torch.no_grad()``, not
+``inference_mode``: a method that searches at inference (latent optimisation) turns
+gradients back on inside its ``inpaint`` with ``torch.enable_grad()``.
 """
 
 from __future__ import annotations
@@ -21,13 +24,13 @@ from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
+from restore.models.registry import DEFAULT_PIECE_SIZE, STRATEGIES
 from restore.pipelines import subsample, tiles
 
 if TYPE_CHECKING:
     from restore.models.base import Inpainter
 
-#: ``--strategy`` values.
-STRATEGIES: tuple[str, ...] = ("subsample", "tile", "whole")
+__all__ = ["STRATEGIES", "Restorer", "make_restorer", "pieces_per_image", "restore_images"]
 
 
 class Restorer(Protocol):
@@ -41,13 +44,14 @@ class Restorer(Protocol):
     def finish(self) -> np.ndarray: ...
 
 
-def make_restorer(strategy: str, image: np.ndarray, holes: np.ndarray) -> Restorer:
+def make_restorer(strategy: str, image: np.ndarray, holes: np.ndarray, size: int = DEFAULT_PIECE_SIZE) -> Restorer:
     """The per-image restorer of a strategy.
 
     Args:
         strategy: ``"subsample"``, ``"tile"`` or ``"whole"`` (one piece: the image itself).
         image: archive pixels.
         holes: True = hole.
+        size: the side of the pieces (the method's native size).
 
     Returns:
         The restorer.
@@ -58,21 +62,21 @@ def make_restorer(strategy: str, image: np.ndarray, holes: np.ndarray) -> Restor
     if holes.shape != image.shape[:2]:
         raise ValueError(f"mask {holes.shape} does not match image {image.shape[:2]}")
     if strategy == "subsample":
-        return subsample.SubsampleRestorer(image, holes)
+        return subsample.SubsampleRestorer(image, holes, size=size)
     if strategy == "tile":
-        return tiles.TileRestorer(image, holes)
+        return tiles.TileRestorer(image, holes, size=size)
     if strategy == "whole":
         return subsample.SubsampleRestorer(image, holes, size=max(image.shape[:2]))
     raise ValueError(f"unknown strategy {strategy!r}; expected one of {', '.join(STRATEGIES)}")
 
 
-def pieces_per_image(height: int, width: int, strategy: str) -> int:
+def pieces_per_image(height: int, width: int, strategy: str, size: int = DEFAULT_PIECE_SIZE) -> int:
     """How many model inputs one image of this size needs at most (for grouping images into tasks)."""
     if strategy == "subsample":
-        kh, kw = subsample.factors(height, width)
+        kh, kw = subsample.factors(height, width, size)
         return kh * kw
     if strategy == "tile":
-        return len(tiles.tile_starts(height)) * len(tiles.tile_starts(width))
+        return len(tiles.tile_starts(height, size)) * len(tiles.tile_starts(width, size))
     if strategy == "whole":
         return 1
     raise ValueError(f"unknown strategy {strategy!r}; expected one of {', '.join(STRATEGIES)}")
@@ -84,6 +88,7 @@ def restore_images(
     holes: Sequence[np.ndarray],
     *,
     strategy: str = "subsample",
+    size: int = DEFAULT_PIECE_SIZE,
     batch_size: int = 8,
 ) -> list[np.ndarray]:
     """Restore images of one size with ``inpainter``, ``batch_size`` model inputs at a time.
@@ -94,6 +99,7 @@ def restore_images(
         holes: one mask per image, True = hole.
         strategy: ``"subsample"``, ``"tile"`` or ``"whole"`` (one call on the full image, for
             methods that work at any size).
+        size: the side of the pieces (the method's native size).
         batch_size: model inputs per ``inpaint`` call.
 
     Returns:
@@ -108,9 +114,9 @@ def restore_images(
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     if len({image.shape[:2] for image in images}) > 1:
         raise ValueError("restore_images takes images of one size")
-    restorers = [make_restorer(strategy, image, hole) for image, hole in zip(images, holes, strict=True)]
+    restorers = [make_restorer(strategy, image, hole, size) for image, hole in zip(images, holes, strict=True)]
     stream = ((restorer, piece) for restorer in restorers for piece in restorer.pieces())
-    with torch.inference_mode():
+    with torch.no_grad():
         while batch := list(islice(stream, batch_size)):
             inputs = [restorer.extract(piece) for restorer, piece in batch]
             image = torch.from_numpy(np.stack([pixels for pixels, _ in inputs]))

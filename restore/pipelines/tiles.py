@@ -1,8 +1,9 @@
 """Overlapping tiles with feathered blending: ``restore batch --strategy tile``.
 
-A large image is covered by ``size × size`` (256²) tiles at full resolution. Along each
-axis the tiles are spread evenly and overlap by at least ``overlap`` (64) pixels, so every
-tile carries a halo of at least 32 pixels of context on each inner side. Each tile with a
+A large image is covered by ``size × size`` tiles (the method's native size, 256² for CSA)
+at full resolution. Along each axis the tiles are spread evenly and overlap by at least
+``overlap`` pixels (a quarter of the side: 64 for 256² tiles), so every tile carries a halo
+of at least an eighth of its side of context on each inner side. Each tile with a
 hole is restored; where tiles overlap, their predictions are averaged with weights that
 ramp linearly across ``overlap`` pixels from a tile's inner edges (weight 1 at the image
 border and inside the tile). Known pixels are the input's.
@@ -23,23 +24,31 @@ import numpy as np
 
 from restore.pipelines.pixels import colour_channels, from_model, to_model
 
-#: Tile side (the model's native size).
+#: Default tile side (methods pass their native size).
 SIZE = 256
-#: Minimum overlap of neighbouring tiles (= the feathering width).
-OVERLAP = 64
 
 
-def tile_starts(length: int, size: int = SIZE, overlap: int = OVERLAP) -> list[int]:
+def default_overlap(size: int) -> int:
+    """The minimum overlap of neighbouring ``size``² tiles (= the feathering width): a quarter of the side."""
+    return size // 4
+
+
+#: Minimum overlap of neighbouring 256² tiles.
+OVERLAP = default_overlap(SIZE)
+
+
+def tile_starts(length: int, size: int = SIZE, overlap: int | None = None) -> list[int]:
     """Start offsets of the tiles along one axis, spread evenly, overlapping by ≥ ``overlap``.
 
     Args:
         length: the image's side.
         size: tile side.
-        overlap: minimum overlap (< size).
+        overlap: minimum overlap (< size; None: :func:`default_overlap`).
 
     Returns:
         Offsets in increasing order; ``[0]`` when the side fits in one tile.
     """
+    overlap = default_overlap(size) if overlap is None else overlap
     if not 0 <= overlap < size:
         raise ValueError(f"overlap must be in [0, {size}), got {overlap}")
     if length <= size:
@@ -84,13 +93,14 @@ class TileRestorer:
         image: the archive pixels (uint8/uint16, C in {1, 3, 4}).
         holes: True = hole.
         size: tile side.
-        overlap: minimum overlap / feathering width.
+        overlap: minimum overlap / feathering width (None: :func:`default_overlap`).
 
     Shape:
         image: (H, W, C); holes: (H, W).
     """
 
-    def __init__(self, image: np.ndarray, holes: np.ndarray, size: int = SIZE, overlap: int = OVERLAP) -> None:
+    def __init__(self, image: np.ndarray, holes: np.ndarray, size: int = SIZE, overlap: int | None = None) -> None:
+        overlap = default_overlap(size) if overlap is None else overlap
         self.image = image
         self.holes = holes
         self.out = image.copy()

@@ -1,13 +1,15 @@
 """The training loop shared by every method: steps, checkpoints, samples, learning curve.
 
-A method provides a trainer object (see :class:`Trainer`); the loop feeds it
-batches that are a pure function of ``(seed, step)`` (the next ones are made in
-background threads while a step trains, pinned for a GPU), writes atomic checkpoints
-``RUN_DIR/last.pt`` (every ``checkpoint_every`` steps, on SIGINT/SIGTERM and at
-the end) and ``RUN_DIR/step-NNNNNN.pt`` (every ``keep_every`` steps), a sample
-picture every ``sample_every`` steps and the held-out learning curve every
-``eval_every`` steps. A killed run loses at most the steps since the last
-checkpoint; ``resume`` continues the step count, learning-rate schedule and RNG.
+A method provides a trainer (the contract: :mod:`restore.models.trainer`); the loop feeds
+it the step number and ``trainer.batches_per_step`` batches, each a pure function of
+``(seed, step, draw)`` (the next ones are made in background threads while a step trains,
+pinned for a GPU), runs its optimisers at their base rates times the schedule's factor
+(:meth:`LoopOptions.lr_scale_at`), and writes atomic checkpoints ``RUN_DIR/last.pt`` (every
+``checkpoint_every`` steps, on SIGINT/SIGTERM and at the end) and ``RUN_DIR/step-NNNNNN.pt``
+(every ``keep_every`` steps), a sample picture every ``sample_every`` steps and the held-out
+learning curve (fidelity and realism, :func:`restore.evaluation.evaluate`) every
+``eval_every`` steps. A killed run loses at most the steps since the last checkpoint;
+``resume`` continues the step count, learning-rate schedule, phases and RNG.
 """
 
 from __future__ import annotations
@@ -18,41 +20,26 @@ import platform
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from restore import __version__
+from restore.checkpoint import load_checkpoint, save_checkpoint
 from restore.data.datasets import DEFAULT_TRAINING_MASKS, TrainingBatches
-from restore.models.base import Inpainter
+from restore.models.registry import config_to_dict
+from restore.models.trainer import Trainer
 from restore.training import distributed
-from restore.training.checkpoint import load_checkpoint, save_checkpoint
 from restore.training.distributed import Ranks
 
 log = logging.getLogger(__name__)
 LAST = "last.pt"
-
-
-class Trainer(Protocol):
-    """What a method gives the loop."""
-
-    name: str
-    config: Any
-
-    def modules(self) -> dict[str, nn.Module]: ...
-    def optimizers(self) -> dict[str, torch.optim.Optimizer]: ...
-    def metadata(self) -> dict[str, object]: ...
-    def set_lr(self, lr: float) -> None: ...
-    def inpainter(self) -> Inpainter: ...
-    def train_step(self, images: Tensor, masks: Tensor) -> dict[str, float]: ...
-
-    gradient_sync: Callable[[Iterable[Tensor]], None] | None
 
 
 @dataclass(frozen=True)
@@ -62,14 +49,12 @@ class LoopOptions:
     Attributes:
         out: the run folder.
         iters: train until this step count.
-        lr: base learning rate (the method's).
-        warmup: ramp the learning rate linearly from 0 over this many first steps.
-        lr_decay_from: from this step, decay the learning rate linearly to 0 at ``iters`` (None: constant).
+        warmup: ramp the learning rates linearly from 0 over this many first steps.
+        lr_decay_from: from this step, decay the learning rates linearly to 0 at ``iters`` (None: constant).
     """
 
     out: Path
     iters: int
-    lr: float
     batch_size: int = 8
     size: int = 256
     mask_kinds: tuple[str, ...] = DEFAULT_TRAINING_MASKS
@@ -94,14 +79,14 @@ class LoopOptions:
 
         return 1 if device == "cpu" else max(1, min(4, usable_cores() - 1))
 
-    def lr_at(self, step: int) -> float:
-        """The learning rate of step ``step`` (0-based): warm-up, constant, then optional linear decay."""
+    def lr_scale_at(self, step: int) -> float:
+        """The factor on every base learning rate at step ``step`` (0-based): warm-up, 1, then optional linear decay."""
         if step < self.warmup:
-            return self.lr * (step + 1) / self.warmup
+            return (step + 1) / self.warmup
         if self.lr_decay_from is None or step < self.lr_decay_from:
-            return self.lr
+            return 1.0
         span = max(1, self.iters - self.lr_decay_from)
-        return self.lr * max(0.0, 1.0 - (step - self.lr_decay_from) / span)
+        return max(0.0, 1.0 - (step - self.lr_decay_from) / span)
 
     def to_dict(self) -> dict[str, Any]:
         values = asdict(self)
@@ -127,7 +112,7 @@ def _state(trainer: Trainer, step: int, options: LoopOptions, extra: dict[str, A
     return {
         "method": trainer.name,
         "step": step,
-        "config": trainer.config.to_dict(),
+        "config": config_to_dict(trainer.config),
         "models": {name: module.state_dict() for name, module in trainer.modules().items()},
         "optimizers": {name: opt.state_dict() for name, opt in trainer.optimizers().items()},
         "rng": {"torch": torch.get_rng_state()},
@@ -151,10 +136,7 @@ def restore_state(trainer: Trainer, checkpoint: dict[str, Any]) -> None:
         if name in checkpoint["models"]:
             module.load_state_dict(checkpoint["models"][name])
     for name in missing:  # after the others: a missing module may start from a loaded one
-        init_missing = getattr(trainer, "init_missing", None)
-        if init_missing is None:
-            raise ValueError(f"checkpoint has no {name!r} weights (has {sorted(checkpoint['models'])})")
-        init_missing(name)
+        trainer.init_missing(name)
     for name, optimizer in trainer.optimizers().items():
         if name in checkpoint.get("optimizers", {}):
             optimizer.load_state_dict(checkpoint["optimizers"][name])
@@ -181,12 +163,17 @@ def write_samples(trainer: Trainer, held: HeldOut, path: Path, count: int = 4) -
     images = np.stack(held.images[:count])
     masks = next(iter(held.mask_sets.values()))[:count] if held.mask_sets else [np.zeros(images.shape[1:3], bool)] * len(images)
     holes = np.stack(masks)
+    from restore.models.network import NetworkInpainter
+
     inpainter = trainer.inpainter()
     image_t = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255.0
     mask_t = torch.from_numpy(holes).unsqueeze(1).float()
-    forward = getattr(inpainter, "forward", None)
     with torch.no_grad():
-        out = forward(image_t, mask_t) if callable(forward) else {"inpainted": inpainter.inpaint(image_t, mask_t)}
+        if isinstance(inpainter, NetworkInpainter):  # its batch dict has the first stage too
+            out = inpainter.forward(image_t, mask_t)
+            out["inpainted"] = inpainter.inpaint(image_t, mask_t)
+        else:
+            out = {"inpainted": inpainter.inpaint(image_t, mask_t)}
     to_u8 = lambda t: (t.clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).cpu().numpy()  # noqa: E731
     masked = images.copy()
     masked[holes] = 255
@@ -253,7 +240,7 @@ def fit(
     if ranks.distributed:
         distributed.broadcast_modules(trainer.modules().values())
         trainer.gradient_sync = lambda parameters: distributed.average_gradients(parameters, ranks.world_size)
-    sync_device = str(next(trainer.modules()["generator"].parameters()).device)
+    sync_device = str(trainer.device)
     held = held if main else None
     extra = dict(extra_metadata or {})
     stop = {"signal": None}
@@ -275,9 +262,9 @@ def fit(
 
     pin = sync_device.startswith("cuda")
 
-    def load(index: int) -> tuple[Tensor, Tensor]:
-        images, masks = batches.batch(index)
-        return (images.pin_memory(), masks.pin_memory()) if pin else (images, masks)
+    def load(index: int) -> list[tuple[Tensor, Tensor]]:
+        drawn = batches.batches(index, trainer.batches_per_step)
+        return [(images.pin_memory(), masks.pin_memory()) for images, masks in drawn] if pin else drawn
 
     ahead = options.batch_threads(sync_device.split(":")[0])
     loader = ThreadPoolExecutor(max_workers=ahead, thread_name_prefix="training-batches")
@@ -291,11 +278,11 @@ def fit(
     make_ahead(step)
     try:
         while step < options.iters and not distributed.any_rank(stop["signal"] is not None, sync_device):
-            trainer.set_lr(options.lr_at(step))
-            images, masks = pending.pop(step).result()
+            trainer.set_lr_scale(options.lr_scale_at(step))
+            step_batches = pending.pop(step).result()
             make_ahead(step + 1)  # made while this step trains
             began = time.perf_counter()
-            losses = trainer.train_step(images, masks)
+            losses = trainer.train_step(step, step_batches)
             seconds += time.perf_counter() - began
             diverged = not all(np.isfinite(v) for v in losses.values())
             if distributed.any_rank(diverged, sync_device):  # NaN gradients reached every rank
@@ -314,7 +301,10 @@ def fit(
                 continue
             if step % options.log_every == 0:
                 with open(out / "log.jsonl", "a") as handle:
-                    handle.write(json.dumps({"step": step, "seconds": round(seconds, 1), "lr": options.lr_at(step - 1), **losses}) + "\n")
+                    rates = trainer.learning_rates()
+                    lr = {"lr": rates.get("generator", next(iter(rates.values()), 0.0))}
+                    lr.update({f"lr_{name}": rate for name, rate in rates.items() if name != "generator"})
+                    handle.write(json.dumps({"step": step, "seconds": round(seconds, 1), **lr, **losses}) + "\n")
             if step % options.checkpoint_every == 0 or step == options.iters:
                 save_checkpoint(_state(trainer, step, options, extra, seconds), out / LAST)
                 last_saved = step

@@ -1,14 +1,16 @@
-"""Write the model card of a shipped checkpoint from measured data.
+"""Write the model card of a shipped checkpoint of any method from measured data.
 
     python -m restore.training.model_card --checkpoint restore/weights/csa.pt \
         --run runs/csa-finetune --base OLD_CSA.pt --base-run runs/old-run \
         [--base OLDER_CSA.pt --base-run runs/older-run ...] \
-        --quality bench-out/csa_quality.json --out restore/weights/csa.md
+        --quality bench-out/quality.json --out restore/weights/csa.md
 
-Everything in the card comes from the checkpoints' metadata (the shipped one and,
-with ``--base``, the chain of checkpoints its run started from), the runs' learning curves
-(``curve.jsonl``, ``curve-baselines.json``, ``log.jsonl``) and a quality benchmark
-JSON (``benchmarks/csa_quality.py``); only ``--note`` sentences are typed in.
+Everything in the card comes from the method's registry record (summary, shipped modules,
+how its trainer words its losses), the checkpoints' metadata (the shipped one and, with
+``--base``, the chain of checkpoints its run started from), the runs' learning curves
+(``curve.jsonl``, ``curve-baselines.json``, ``log.jsonl``) and a quality benchmark JSON
+(``benchmarks/quality.py``, which must have measured this very file); only ``--note``
+sentences are typed in.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from pathlib import Path
 import click
 
 SETS = ("10-20%", "20-30%", "30-40%", "40-50%", "centre")
+#: The classical baselines a learned method is compared with in the quality tables.
+BASELINES = ("telea", "ns")
 
 
 def _curve_table(run: Path, until: int, offset: int = 0) -> list[str]:
@@ -35,7 +39,14 @@ def _curve_table(run: Path, until: int, offset: int = 0) -> list[str]:
     if not by_step:
         return lines
     sets = _present(next(iter(by_step.values()))["metrics"])
-    cell = lambda metrics, name: f"{metrics[name]['psnr']:.2f}" if name in metrics else "–"  # noqa: E731
+
+    def cell(metrics: dict, name: str) -> str:
+        if name not in metrics:
+            return "–"
+        m = metrics[name]
+        realism = f" / {m['swd']:.0f} / {m['detail']:.2f}" if "swd" in m and m["swd"] is not None else ""
+        return f"{m['psnr']:.2f}{realism}"
+
     lines += ["| step | train hours | " + " | ".join(sets) + " |", "|---" * (len(sets) + 2) + "|"]
     if base_path.is_file():
         for name, metrics in json.loads(base_path.read_text()).items():
@@ -126,26 +137,21 @@ def _in_turn(values: Iterable[str]) -> list[str]:
     return [value for value, _ in itertools.groupby(values)]
 
 
-def _losses(config: dict) -> str:
-    """The generator losses a config trains with, and their weights."""
-    hole = f"hole pixels ×{config['hole_l1_weight']}"
-    losses = [f"L1 on both stages (weight {config['l1_weight']}, {hole})"] if config["l1_weight"] > 0 else []
-    if config.get("l2_weight", 0) > 0:
-        losses.append(f"squared error on both stages (weight {config['l2_weight']}, {hole})")
-    if config["consistency_weight"] > 0:
-        losses.append(f"consistency {config['consistency_weight']}")
-    if config["adversarial_weight"] > 0:
-        losses.append(f"RaLSGAN {config['adversarial_weight']}" + (" (patch + feature-patch)" if config["feature_discriminator"] else " (patch)"))
-    return ", ".join(losses)
+def _losses(method: str, config: dict) -> str:
+    """The generator losses a config trains with, and their weights, as the method's trainer words them."""
+    from restore.models.registry import get_method
+
+    return get_method(method).trainer_class().describe_losses(config)
 
 
 def _stage_row(ckpt: dict, run: Path | None) -> str:
     """One row of the training-stages table: what one run (one checkpoint's own steps) did."""
     meta, config = ckpt["metadata"], ckpt["config"]
     options = meta.get("options", {})
+    betas = f" (β {config['beta1']}, {config['beta2']})" if "beta1" in config else ""
     return " | ".join([
-        f"| {_steps(ckpt)}", f"{_batch(options, meta)}", _data(meta), _losses(config),
-        f"Adam lr {config['lr']} (β {config['beta1']}, {config['beta2']}); {_schedule(options, run, ckpt['step'])}",
+        f"| {_steps(ckpt)}", f"{_batch(options, meta)}", _data(meta), _losses(ckpt["method"], config),
+        f"Adam lr {config.get('lr')}{betas}; {_schedule(options, run, ckpt['step'])}",
         f"{meta.get('train_seconds', 0) / 3600:.2f} h", f"{meta.get('hardware')}, bf16 autocast: {meta.get('bf16')}",
         f"restore {meta.get('restore_version')}, torch {meta.get('torch_version')} |",
     ])
@@ -156,20 +162,32 @@ def _present(metrics: dict) -> list[str]:
     return [name for name in SETS if name in metrics] + sorted(set(metrics) - set(SETS))
 
 
-def _quality_tables(quality: dict) -> list[str]:
+def _cell(m: dict) -> str:
+    realism = f" / {m['swd']:.1f} / {m['detail']:.3f}" if m.get("swd") is not None else ""
+    return f"{m['l1']:.2f} / {m['l2']:.3f} / {m['psnr']:.2f} / {m['ssim']:.4f}{realism}"
+
+
+def _quality_tables(quality: dict, method: str) -> list[str]:
+    """Per evaluation set: the method (and its ensembles) beside the classical baselines of the same run."""
     lines = []
     for name, data in quality["sets"].items():
-        lines += [f"\n**{name}** ({data['images']} images, 256² centre crops; L1 % / L2 % / PSNR dB / SSIM):\n",
-                  "| masks | CSA | OpenCV Telea | OpenCV NS | CSA − best baseline |", "|---|---|---|---|---|"]
         results = data["results"]
-        for mask_set in _present(results["csa"]):
-            cells = []
-            for method in ("csa", "telea", "ns"):
-                m = results[method][mask_set]
-                cells.append(f"{m['l1']:.2f} / {m['l2']:.3f} / {m['psnr']:.2f} / {m['ssim']:.4f}")
-            best_psnr = max(results[m][mask_set]["psnr"] for m in ("telea", "ns"))
-            best_ssim = max(results[m][mask_set]["ssim"] for m in ("telea", "ns"))
-            margin = f"{results['csa'][mask_set]['psnr'] - best_psnr:+.2f} dB, SSIM {results['csa'][mask_set]['ssim'] - best_ssim:+.4f}"
+        learned = [label for label in results if label == method or label.startswith(f"{method}-x")]
+        baselines = [label for label in BASELINES if label in results]
+        lines += [f"\n**{name}** ({data['images']} images, 256² centre crops; L1 % / L2 % / PSNR dB / SSIM / SWD ×10³ / detail ratio):\n",
+                  "| masks | " + " | ".join([*learned, *(f"OpenCV {b}" for b in baselines)]) + " | best learned − best baseline |",
+                  "|---" * (len(learned) + len(baselines) + 2) + "|"]
+        for mask_set in _present(results[method]):
+            cells = [_cell(results[label][mask_set]) for label in [*learned, *baselines]]
+            margin = "–"
+            if baselines:
+                best = {key: max(results[b][mask_set][key] for b in baselines) for key in ("psnr", "ssim")}
+                ours = results[method][mask_set]
+                margin = f"{ours['psnr'] - best['psnr']:+.2f} dB, SSIM {ours['ssim'] - best['ssim']:+.4f}"
+                if ours.get("swd") is not None and all(results[b][mask_set].get("swd") is not None for b in baselines):
+                    best_swd = min(results[b][mask_set]["swd"] for b in baselines)
+                    best_detail = max(results[b][mask_set]["detail"] for b in baselines)
+                    margin += f", SWD ×{ours['swd'] / best_swd:.2f}, detail {ours['detail'] - best_detail:+.3f}"
             lines.append(f"| {mask_set} | " + " | ".join(cells) + f" | {margin} |")
     return lines
 
@@ -177,7 +195,7 @@ def _quality_tables(quality: dict) -> list[str]:
 @click.command()
 @click.option("--checkpoint", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--run", "run", type=click.Path(exists=True, file_okay=False, path_type=Path), help="The run folder (learning curve).")
-@click.option("--quality", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="benchmarks/csa_quality.py JSON.")
+@click.option("--quality", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="benchmarks/quality.py JSON that scored this checkpoint.")
 @click.option("--base", "bases", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="The checkpoint CHECKPOINT's run started from (restore train --init): an earlier training stage. "
                    "Repeat for the checkpoint that one started from, and so on.")
@@ -188,8 +206,9 @@ def _quality_tables(quality: dict) -> list[str]:
 def main(checkpoint: Path, run: Path | None, quality: Path | None, bases: tuple[Path, ...], base_runs: tuple[Path, ...],
          notes: tuple[str, ...], out: Path) -> None:
     """Write the model card OUT for CHECKPOINT."""
-    from restore.models.registry import file_digest
-    from restore.training.checkpoint import CheckpointError, load_checkpoint
+    from restore.checkpoint import CheckpointError, load_checkpoint
+    from restore.models.registry import METHODS
+    from restore.paths import file_digest
 
     def load(path: Path) -> dict:
         try:
@@ -198,6 +217,9 @@ def main(checkpoint: Path, run: Path | None, quality: Path | None, bases: tuple[
             raise click.ClickException(str(error)) from None
 
     ckpt = load(checkpoint)
+    record = METHODS.get(str(ckpt.get("method")))
+    if record is None or not record.trainable:
+        raise click.ClickException(f"{checkpoint} is a checkpoint of {ckpt.get('method')!r}, not of a registered trainable method")
     meta, config = ckpt["metadata"], ckpt["config"]
     options = meta.get("options", {})
     stages = [(ckpt, run)]
@@ -211,41 +233,44 @@ def main(checkpoint: Path, run: Path | None, quality: Path | None, bases: tuple[
             raise click.ClickException(f"{child_path} was not started from --base {base} ({origin})")
         child, child_path = load(base), base
         stages.insert(0, (child, base_runs[position] if base_runs else None))
-    parameters = sum(v.numel() for v in ckpt["models"]["generator"].values())
+    parameters = ", ".join(f"{name} {sum(v.numel() for v in ckpt['models'][name].values()) / 1e6:.2f} M"
+                           for name in record.ship_modules if name in ckpt["models"])
+    settings = ", ".join(f"{key} {value}" for key, value in config.items() if not key.endswith("_weight"))
     lines = [
-        f"# Model card: `{checkpoint.name}` (CSA)",
+        f"# Model card: `{checkpoint.name}` ({record.name})",
         "",
         "| | |",
         "|---|---|",
         f"| file | `{checkpoint.name}`, {checkpoint.stat().st_size / 1e6:.1f} MB, {'float16' if meta.get('half') else 'float32'}, `{file_digest(checkpoint)}` |",
-        f"| network | CSA (rough U-Net + refinement U-Net with the CSA layer at 1/8 resolution), width {config['width']}, channel cap {config['max_channels']}, depth {config['depth']}, {parameters / 1e6:.2f} M parameters; push-pull prefill with residual outputs: {config['prefill']} |",
-        f"| weights | {'moving average (decay ' + str(config['ema_decay']) + ') of the generator' if meta.get('moving_average') else 'the generator'} |",
+        f"| method | {record.summary}; native size {record.native_size or 'any'}², large images by `--strategy {record.default_strategy}` |",
+        f"| network | parameters: {parameters}; configuration: {settings} |",
+        f"| weights | {'moving average (decay ' + str(config.get('ema_decay')) + ') of the generator' if meta.get('moving_average') else 'the generator'} |",
         f"| data | {'; then '.join(_in_turn(_data(stage['metadata']) for stage, _ in stages))} |",
         f"| training | {meta.get('total_steps', ckpt['step'])} steps in all, {options.get('size')}² random resized crops with flips, masks {', '.join(options.get('mask_kinds', []))}; stages below |",
-        f"| losses | {'; then '.join(_in_turn(_losses(stage['config']) for stage, _ in stages))} |",
-        f"| VGG-16 weights | {meta.get('vgg_weights') or 'not used (no VGG loss enabled)'} |",
+        f"| losses | {'; then '.join(_in_turn(_losses(stage['method'], stage['config']) for stage, _ in stages))} |",
+        f"| VGG weights | {meta.get('vgg_weights') or 'not used (no VGG loss enabled)'} |",
         f"| time | {sum(s['metadata'].get('train_seconds', 0) for s, _ in stages) / 3600:.1f} h in training steps in all (data loading overlaps them; evaluation and checkpoints are not counted) |",
     ]
     lines += ["", "## Training stages", "", "| steps | batch | data | losses | optimiser | time in steps | hardware | software |", "|---|---|---|---|---|---|---|---|"]
     lines += [_stage_row(stage, stage_run) for stage, stage_run in stages]
     curves = [(stage, _curve_table(stage_run, stage["step"], int(stage["metadata"].get("base_steps", 0)))) for stage, stage_run in stages if stage_run]
     if any(curve for _, curve in curves):
-        lines += ["", "## Learning curve", "", "PSNR (dB) on the held-out training photos (256² centre crops; one seeded NVIDIA mask per image per bucket, and the centre 128² hole), composited output; steps counted from the first stage:"]
+        lines += ["", "## Learning curve", "", "PSNR (dB; with SWD ×10³ and the detail ratio where the run measured them) on the held-out training photos (256² centre crops; one seeded NVIDIA mask per image per bucket, and the centre 128² hole), composited output; steps counted from the first stage:"]
         for stage, curve in curves:
             if curve:
                 lines += ["", f"Steps {_steps(stage)}, held out from `{stage['metadata'].get('data')}`:", "", *curve]
     if quality:
         data = json.loads(Path(quality).read_text())
-        measured = data.get("checkpoint_digest")
+        measured = data.get("methods", {}).get(record.name, {}).get("checkpoint_digest")
         if measured != file_digest(checkpoint):
-            raise click.ClickException(f"{quality} measured another checkpoint ({measured}), not {checkpoint}; rerun benchmarks/csa_quality.py")
-        lines += ["", "## Quality", "", "`python benchmarks/csa_quality.py` (DESIGN §10): NVIDIA irregular masks per hole-ratio bucket (one seeded mask per image) and the centre 128² hole; metrics on the whole composited image.", *_quality_tables(data)]
+            raise click.ClickException(f"{quality} measured another checkpoint ({measured}), not {checkpoint}; rerun benchmarks/quality.py")
+        lines += ["", "## Quality", "", "`python benchmarks/quality.py` (DESIGN §10): NVIDIA irregular masks per hole-ratio bucket (one seeded mask per image) and the centre 128² hole; fidelity on the whole composited image, realism (SWD, detail ratio) inside the hole.", *_quality_tables(data, record.name)]
     if notes:
         lines += ["", "## Notes", "", *(f"- {note}" for note in notes)]
     lines += ["", "## Continue training", "",
-              "`make train-csa` resumes its run folder (`CSA_RUN`) when it is there, or starts a new run from this checkpoint",
-              "(`restore train --method csa --init restore/weights/csa.pt …`); ship the result with",
-              "`python -m restore.training.ship RUN/last.pt restore/weights/csa.pt` and regenerate this card",
+              f"`restore train --method {record.name} --init {checkpoint.name} …` starts a new run from this checkpoint"
+              + (" (`make train-csa` does it, or resumes its run folder `CSA_RUN`)" if record.name == "csa" else "") + "; ship the result with",
+              f"`python -m restore.training.ship RUN/last.pt restore/weights/{record.name}.pt` and regenerate this card",
               "(`--base` the checkpoint the run started from, then the one that started from, and so on)."]
     out.write_text("\n".join(lines) + "\n")
     click.echo(f"wrote {out}")

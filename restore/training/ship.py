@@ -2,9 +2,10 @@
 
     python -m restore.training.ship runs/csa-w32/last.pt restore/weights/csa.pt
 
-Keeps the generator only (float16), the config, the step and the run's metadata
-(data, wall time, hardware, VGG weights used), and refuses to write a file over
-``--max-mb`` (the repository's limit for a shipped checkpoint).
+Keeps the modules the method's record names (``ship_modules``: the generator; the WGAN
+keeps its critic too), as their moving averages where the run kept them, in float16; the
+config, the step and the run's metadata (data, wall time, hardware, VGG weights used); and
+refuses to write a file over ``--max-mb`` (the repository's limit for a shipped checkpoint).
 """
 
 from __future__ import annotations
@@ -23,11 +24,26 @@ def main(checkpoint: Path, dest: Path, max_mb: float, full_precision: bool) -> N
     """Write DEST, the inference-only form of CHECKPOINT."""
     import tempfile
 
-    from restore.models.registry import file_digest
-    from restore.training.checkpoint import inference_checkpoint, load_checkpoint, save_checkpoint
+    from restore.checkpoint import (
+        CheckpointError,
+        inference_checkpoint,
+        load_checkpoint,
+        save_checkpoint,
+    )
+    from restore.models.registry import METHODS
+    from restore.paths import file_digest
 
-    full = load_checkpoint(checkpoint)
-    slim = inference_checkpoint(full, half=not full_precision)
+    try:
+        full = load_checkpoint(checkpoint)
+    except CheckpointError as error:
+        raise click.ClickException(str(error)) from None
+    method = METHODS.get(str(full.get("method")))
+    if method is None:
+        raise click.ClickException(f"{checkpoint} is a checkpoint of {full.get('method')!r}, which is not a registered method")
+    missing = [name for name in method.ship_modules if name not in full["models"]]
+    if missing:
+        raise click.ClickException(f"{checkpoint} lacks the {', '.join(missing)} weights a {method.name} checkpoint ships")
+    slim = inference_checkpoint(full, half=not full_precision, keep=method.ship_modules)
     slim["metadata"]["source_checkpoint"] = checkpoint.name
     slim["metadata"]["total_steps"] = int(full["step"]) + int(full.get("metadata", {}).get("base_steps", 0))
     dest.parent.mkdir(parents=True, exist_ok=True)

@@ -212,7 +212,7 @@ def test_ensemble_through_the_cli_equals_the_engine_and_binds_the_resume(schedul
 
 
 def test_an_unreadable_or_foreign_checkpoint_is_refused_before_any_work(small, tmp_path: Path) -> None:
-    from restore.training.checkpoint import save_checkpoint
+    from restore.checkpoint import save_checkpoint
 
     archive, masks, _, _ = small
     (tmp_path / "empty.pt").write_bytes(b"")
@@ -482,7 +482,7 @@ def test_an_interrupted_run_says_how_far_it_got_and_exits_130(scheduler: str, sm
 
 
 def test_embedded_workers_are_started_ignoring_ctrl_c() -> None:
-    from restore.pipelines.tiled_inference import _workers_ignore_sigint
+    from restore.pipelines.cluster import _workers_ignore_sigint
 
     probe = [sys.executable, "-c", "import signal; print(signal.getsignal(signal.SIGINT) is signal.SIG_IGN)"]
     with _workers_ignore_sigint():

@@ -112,12 +112,12 @@ def test_lpips_and_fid_from_user_weight_files(setup: dict[str, Path]) -> None:
     """The options load user-supplied files (random weights in the real formats here)."""
     import torch
 
-    from restore.nn.vgg import vgg16_features
+    from restore.nn.vgg import vgg_features
     from restore.perceptual_metrics import FIDInception
 
     root = setup["root"]
     torch.manual_seed(0)
-    vgg = {f"features.{k}": v for k, v in vgg16_features(29).state_dict().items()}
+    vgg = {f"features.{k}": v for k, v in vgg_features(29).state_dict().items()}
     torch.save(vgg, root / "vgg16.pth")
     channels = (64, 128, 256, 512, 512)
     torch.save({f"lin{i}.model.1.weight": torch.rand(1, c, 1, 1) for i, c in enumerate(channels)}, root / "lpips_vgg.pth")

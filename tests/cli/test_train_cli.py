@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from restore.cli import main
 from restore.data.images import write_image
-from restore.training.checkpoint import load_checkpoint
+from restore.checkpoint import load_checkpoint
 
 TINY = ["--size", "32", "--batch-size", "2", "--set", "width=4", "--set", "max_channels=8", "--set", "depth=5",
         "--set", "consistency_weight=0", "--set", "adversarial_weight=0", "--holdout", "1", "--checkpoint-every", "1",
@@ -189,13 +189,13 @@ def test_a_run_stopped_by_a_signal_saves_and_exits_130(photos: Path, tmp_path: P
     import os
     import signal
 
-    from restore.models.csa.training import CSATrainer
+    from restore.models.csa.trainer import CSATrainer
 
     calls = []
     original = CSATrainer.train_step
 
-    def step_then_interrupt(self, images, masks):
-        losses = original(self, images, masks)
+    def step_then_interrupt(self, step, batches):
+        losses = original(self, step, batches)
         calls.append(1)
         if len(calls) == 2:
             os.kill(os.getpid(), signal.SIGINT)  # as Ctrl-C: the loop finishes this step, saves and stops

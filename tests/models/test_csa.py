@@ -6,9 +6,11 @@ import pytest
 import torch
 
 from restore.models.csa.config import CSAConfig
+from restore.models.registry import config_from_dict
 from restore.models.csa.inpainter import CSAInpainter
-from restore.models.csa.networks import CSAGenerator, FeaturePatchDiscriminator, PatchDiscriminator
-from restore.models.csa.training import CSATrainer
+from restore.models.csa.networks import CSAGenerator
+from restore.nn.discriminators import FeaturePatchDiscriminator, PatchDiscriminator
+from restore.models.csa.trainer import CSATrainer
 from restore.nn.csa_layer import CoherentSemanticAttention, feature_hole_mask
 
 SMALL = dict(width=4, max_channels=16, depth=5)
@@ -28,8 +30,8 @@ def test_config_defaults_are_the_papers() -> None:
     assert (config.width, config.max_channels, config.depth) == (64, 512, 8)
     assert (config.l1_weight, config.consistency_weight, config.adversarial_weight) == (1.0, 0.01, 0.002)
     assert (config.lr, config.beta1) == (2e-4, 0.5)
-    with pytest.raises(ValueError, match="unknown CSA config keys: colour"):
-        CSAConfig.from_dict({"colour": 1})
+    with pytest.raises(ValueError, match="unknown CSAConfig keys: colour"):
+        config_from_dict(CSAConfig, {"colour": 1})
     with pytest.raises(ValueError, match="depth"):
         CSAConfig(depth=3)
     assert config.l2_weight == 0.0  # the squared error is our addition
@@ -128,7 +130,7 @@ def test_untrained_prefill_generator_starts_from_a_smooth_fill() -> None:
 
 
 def test_discriminator_output_shapes() -> None:
-    assert PatchDiscriminator(8)(torch.rand(2, 3, 64, 64)).shape == (2, 1, 6, 6)
+    assert PatchDiscriminator(3, 8)(torch.rand(2, 3, 64, 64)).shape == (2, 1, 6, 6)
     assert FeaturePatchDiscriminator(16)(torch.rand(2, 512, 32, 32)).shape == (2, 1, 14, 14)
 
 
@@ -157,12 +159,12 @@ def test_every_loss_reaches_the_generator() -> None:
             "refine_stem": _grad_norm(trainer.generator.refine.stem),
         }
 
-    consistency = trainer._consistency(out, trainer.vgg(image))
+    consistency = trainer._consistency(out, trainer.vgg(image)[0])
     assert consistency.item() > 0
     flow = grads_of(consistency)
     assert flow["refine_encoder"] > 0 and flow["refine_stem"] > 0 and flow["rough"] > 0
 
-    adversarial = trainer._generator_adversarial(image, out["inpainted"], trainer.vgg(image))
+    adversarial = trainer._adversarial(image, out["inpainted"], trainer.vgg(image)[0])
     flow = grads_of(adversarial)
     assert flow["refine_encoder"] > 0 and flow["rough"] > 0
 
@@ -196,7 +198,7 @@ def test_a_squared_error_step_trains_on_it_alone() -> None:
     trainer = CSATrainer(config)
     image, mask = _batch(size=64)
     before = [p.detach().clone() for p in trainer.generator.parameters()]
-    losses = trainer.train_step(image, mask)
+    losses = trainer.train_step(0, [(image, mask)])
     assert set(losses) == {"l1", "l2", "total"}
     assert losses["total"] == pytest.approx(10.0 * losses["l2"], rel=1e-6) and losses["l1"] > 0
     assert any(not torch.equal(a, b) for a, b in zip(before, trainer.generator.parameters(), strict=True))
@@ -207,7 +209,7 @@ def test_discriminator_step_updates_both_discriminators() -> None:
     trainer = CSATrainer(config, vgg_weights="random")
     before = {name: [p.detach().clone() for p in m.parameters()] for name, m in (("patch", trainer.discriminator), ("feature", trainer.feature_discriminator))}
     image, mask = _batch(size=64)
-    losses = trainer.train_step(image, mask)
+    losses = trainer.train_step(0, [(image, mask)])
     assert set(losses) >= {"l1", "consistency", "adversarial", "discriminator", "total"}
     for name, module in (("patch", trainer.discriminator), ("feature", trainer.feature_discriminator)):
         assert any(not torch.equal(a, b) for a, b in zip(before[name], module.parameters(), strict=True)), name
@@ -236,20 +238,20 @@ def test_training_steps_on_real_photos_lower_the_loss() -> None:
     torch.manual_seed(0)
     config = CSAConfig(width=8, max_channels=32, depth=6, consistency_weight=0, adversarial_weight=0, lr=5e-4)
     trainer = CSATrainer(config)
-    losses = [trainer.train_step(image, mask)["l1"] for _ in range(30)]
+    losses = [trainer.train_step(0, [(image, mask)])["l1"] for _ in range(30)]
     assert all(torch.isfinite(torch.tensor(losses)))
     assert sum(losses[-3:]) / 3 < 0.9 * losses[0]
 
 
 def test_vgg_weights_from_the_hub_cache_are_recorded_as_the_url(tmp_path, monkeypatch) -> None:
     """Another machine (a resume, a Dask worker) has its own cache: the checkpoint names the URL, not our path."""
-    from restore.nn.vgg import VGG16_URL, VGG16Features
+    from restore.nn.vgg import VGG16_URL, VGGFeatures
 
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
     (tmp_path / "checkpoints").mkdir()
-    own = VGG16Features("random").features.state_dict()
+    own = VGGFeatures("random").features.state_dict()
     torch.save({f"features.{key}": value for key, value in own.items()}, tmp_path / "checkpoints" / VGG16_URL.rsplit("/", 1)[1])
     for weights in (None, VGG16_URL):
-        vgg = VGG16Features(weights)
+        vgg = VGGFeatures(weights)
         assert vgg.source == VGG16_URL
         assert all(torch.equal(vgg.features.state_dict()[key], value) for key, value in own.items())

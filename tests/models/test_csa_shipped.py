@@ -8,7 +8,7 @@ import torch
 
 from restore.metrics import psnr
 from restore.models.registry import METHODS, load_inpainter, resolve_checkpoint
-from restore.training.checkpoint import load_checkpoint
+from restore.checkpoint import load_checkpoint
 
 SHIPPED = METHODS["csa"].shipped_checkpoint
 

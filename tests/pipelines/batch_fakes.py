@@ -146,7 +146,7 @@ def load_slow(checkpoint: Path | None, device: str) -> LoggingInpainter:
 
 def method(name: str, load) -> Method:
     """A registry entry for a fake method (no weights)."""
-    return Method(name, f"test double {name}", load, False, False)
+    return Method(name, f"test double {name}", load=load, default_strategy="subsample")
 
 
 def logged_markers(log: Path) -> list[int]:
@@ -166,8 +166,9 @@ def logged_loads(log: Path) -> list[str]:
 def tiny_csa_checkpoint(path: Path) -> Path:
     """A randomly initialised tiny CSA generator saved as a training-style checkpoint."""
     from restore.models.csa import CSAConfig
-    from restore.models.csa.training import CSATrainer
-    from restore.training.checkpoint import save_checkpoint
+    from restore.models.csa.trainer import CSATrainer
+    from restore.checkpoint import save_checkpoint
+    from restore.models.registry import config_to_dict
 
     torch.manual_seed(0)
     config = CSAConfig(width=4, max_channels=16, depth=5, consistency_weight=0, adversarial_weight=0)
@@ -176,7 +177,7 @@ def tiny_csa_checkpoint(path: Path) -> Path:
         {
             "method": "csa",
             "step": 0,
-            "config": config.to_dict(),
+            "config": config_to_dict(config),
             "models": {name: module.state_dict() for name, module in trainer.modules().items()},
             "optimizers": {},
             "metadata": {},

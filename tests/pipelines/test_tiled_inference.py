@@ -32,7 +32,8 @@ from restore.models.classical import OpenCVInpainter
 from restore.models.csa import load_csa_inpainter
 from restore.models.registry import METHODS
 from restore.pipelines import subsample
-from restore.pipelines.tiled_inference import PlanError, execute, plan_units, prepare_batch
+from restore.pipelines.batch_plan import plan_units
+from restore.pipelines.tiled_inference import PlanError, execute, prepare_batch
 
 
 @pytest.fixture(scope="module")

@@ -12,8 +12,8 @@ from click.testing import CliRunner
 from restore.cli import main
 from restore.data.datasets import TrainingBatches
 from restore.data.images import write_image
-from restore.training.checkpoint import load_checkpoint
-from restore.training.dask_ranks import TrainLaunchError, run_ranks
+from restore.checkpoint import load_checkpoint
+from restore.pipelines.distributed_training import TrainLaunchError, run_ranks
 from restore.training.distributed import Ranks, ranks_from_environment
 
 #: L1 only: its batch mean is the mean of the ranks' means (the relativistic GAN loss compares

@@ -12,8 +12,9 @@ import torch
 from restore.data.datasets import TrainingBatches
 from restore.models.csa import load_csa_inpainter
 from restore.models.csa.config import CSAConfig
-from restore.models.csa.training import CSATrainer
-from restore.training.checkpoint import (
+from restore.models.registry import config_from_dict
+from restore.models.csa.trainer import CSATrainer
+from restore.checkpoint import (
     CheckpointError,
     inference_checkpoint,
     load_checkpoint,
@@ -35,7 +36,7 @@ def _run(out: Path, iters: int, start: dict | None = None, held: HeldOut | None 
     torch.manual_seed(0)
     trainer = CSATrainer(CONFIG)
     batches = TrainingBatches(_photos(), size=32, batch_size=2, mask_kinds=("box", "freeform"), seed=1)
-    options = LoopOptions(out=out, iters=iters, lr=CONFIG.lr, batch_size=2, size=32, checkpoint_every=2, keep_every=3,
+    options = LoopOptions(out=out, iters=iters, batch_size=2, size=32, checkpoint_every=2, keep_every=3,
                           sample_every=0, eval_every=0, progress=False, warmup=2, **extra)
     fit(trainer, batches, options, held=held, start=start)
     return trainer
@@ -64,7 +65,7 @@ def test_checkpoint_holds_what_resume_needs(tmp_path: Path) -> None:
     assert checkpoint["method"] == "csa" and checkpoint["step"] == 2
     assert set(checkpoint["models"]) == {"generator", "generator_ema", "discriminator"}
     assert set(checkpoint["optimizers"]) == {"generator", "discriminator"}
-    assert CSAConfig.from_dict(checkpoint["config"]) == CONFIG
+    assert config_from_dict(CSAConfig, checkpoint["config"]) == CONFIG
     assert "torch" in checkpoint["rng"] and checkpoint["metadata"]["options"]["iters"] == 2
     lines = (tmp_path / "log.jsonl").read_text().splitlines() if (tmp_path / "log.jsonl").exists() else []
     assert all("l1" in json.loads(line) for line in lines)
@@ -121,7 +122,7 @@ def test_samples_and_learning_curve_are_written(tmp_path: Path) -> None:
     torch.manual_seed(0)
     trainer = CSATrainer(CONFIG)
     batches = TrainingBatches(_photos(), size=32, batch_size=2, mask_kinds=("box",), seed=1)
-    options = LoopOptions(out=tmp_path, iters=2, lr=CONFIG.lr, batch_size=2, size=32, sample_every=2, eval_every=2, progress=False)
+    options = LoopOptions(out=tmp_path, iters=2, batch_size=2, size=32, sample_every=2, eval_every=2, progress=False)
     fit(trainer, batches, options, held=held)
     assert (tmp_path / "samples" / "step-000002.png").is_file()
     curve = [json.loads(line) for line in (tmp_path / "curve.jsonl").read_text().splitlines()]
@@ -131,9 +132,9 @@ def test_samples_and_learning_curve_are_written(tmp_path: Path) -> None:
 
 
 def test_learning_rate_schedule() -> None:
-    options = LoopOptions(out=Path("."), iters=100, lr=1.0, warmup=10, lr_decay_from=50)
-    assert options.lr_at(0) == pytest.approx(0.1) and options.lr_at(9) == pytest.approx(1.0)
-    assert options.lr_at(30) == 1.0 and options.lr_at(75) == pytest.approx(0.5) and options.lr_at(100) == 0.0
+    options = LoopOptions(out=Path("."), iters=100, warmup=10, lr_decay_from=50)
+    assert options.lr_scale_at(0) == pytest.approx(0.1) and options.lr_scale_at(9) == pytest.approx(1.0)
+    assert options.lr_scale_at(30) == 1.0 and options.lr_scale_at(75) == pytest.approx(0.5) and options.lr_scale_at(100) == 0.0
 
 
 def test_resuming_a_checkpoint_without_a_moving_average_starts_it_from_the_weights(tmp_path: Path) -> None:
@@ -168,15 +169,15 @@ def _fit_with_a_faulty_step(out: Path, fault) -> None:
     step_once = trainer.train_step
     calls = {"n": 0}
 
-    def faulty(images, masks):
+    def faulty(step, batches):
         calls["n"] += 1
-        losses = step_once(images, masks)
+        losses = step_once(step, batches)
         fault(calls["n"], losses, trainer)
         return losses
 
     trainer.train_step = faulty
     batches = TrainingBatches(_photos(), size=32, batch_size=2, mask_kinds=("box",), seed=1)
-    options = LoopOptions(out=out, iters=6, lr=CONFIG.lr, batch_size=2, size=32, checkpoint_every=2, keep_every=0,
+    options = LoopOptions(out=out, iters=6, batch_size=2, size=32, checkpoint_every=2, keep_every=0,
                           sample_every=0, eval_every=0, progress=False)
     fit(trainer, batches, options)
 
@@ -238,21 +239,21 @@ class _RecordingBatches(TrainingBatches):
         self.threads: set[str] = set()
         self.fail_at: int | None = None
 
-    def batch(self, step: int):
+    def batch(self, step: int, draw: int = 0):
         import threading
 
         self.asked.append(step)
         self.threads.add(threading.current_thread().name)
         if step == self.fail_at:
             raise OSError(f"photo unreadable at step {step}")
-        return super().batch(step)
+        return super().batch(step, draw)
 
 
 def _prefetch_run(out: Path, fail_at: int | None = None, threads: int | None = None) -> tuple[_RecordingBatches, CSATrainer]:
     torch.manual_seed(0)
     batches = _RecordingBatches(_photos(), size=32, batch_size=2, mask_kinds=("box",), seed=1)
     batches.fail_at = fail_at
-    options = LoopOptions(out=out, iters=4, lr=CONFIG.lr, batch_size=2, size=32, checkpoint_every=2, sample_every=0, eval_every=0,
+    options = LoopOptions(out=out, iters=4, batch_size=2, size=32, checkpoint_every=2, sample_every=0, eval_every=0,
                           progress=False, loader_threads=threads)
     trainer = CSATrainer(CONFIG)
     fit(trainer, batches, options)
@@ -268,7 +269,7 @@ def test_batches_are_made_ahead_in_background_threads_and_train_alike(tmp_path: 
         assert batches.threads and all(name.startswith("training-batches") for name in batches.threads)
     a, b = one_trainer.generator.state_dict(), three_trainer.generator.state_dict()
     assert all(torch.equal(a[key], b[key]) for key in a)
-    options = LoopOptions(out=tmp_path, iters=1, lr=1.0)
+    options = LoopOptions(out=tmp_path, iters=1)
     assert options.batch_threads("cpu") == 1 and 1 <= options.batch_threads("cuda") <= 4
 
 

@@ -8,8 +8,8 @@ from pathlib import Path
 from click.testing import CliRunner
 from test_loop import _run
 
-from restore.models.registry import file_digest
-from restore.training.checkpoint import load_checkpoint
+from restore.paths import file_digest
+from restore.checkpoint import load_checkpoint
 from restore.training.model_card import main as model_card
 from restore.training.ship import main as ship
 
@@ -33,13 +33,14 @@ def test_model_card_tables_come_from_the_files(tmp_path: Path) -> None:
     later = {"step": 4, "train_seconds": 9000, "metrics": {"centre": {**metrics, "psnr": 99.0}}}  # trained on after shipping
     rows = [{"step": 2, "train_seconds": 7200, "metrics": {"centre": metrics}}, later]
     (tmp_path / "run" / "curve.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
-    quality = {"checkpoint_digest": "sha256:other", "sets": {"kodak24": {"images": 24, "results": {m: {"centre": metrics} for m in ("csa", "telea", "ns")}}}}
+    quality = {"methods": {"csa": {"checkpoint_digest": "sha256:other"}},
+               "sets": {"kodak24": {"images": 24, "results": {m: {"centre": metrics} for m in ("csa", "telea", "ns")}}}}
     (tmp_path / "q.json").write_text(json.dumps(quality))
     card = tmp_path / "csa.md"
     arguments = ["--checkpoint", str(tmp_path / "csa.pt"), "--quality", str(tmp_path / "q.json"), "--out", str(card)]
     stale = CliRunner().invoke(model_card, arguments)
     assert stale.exit_code == 1 and "measured another checkpoint" in stale.output and not card.exists()
-    quality["checkpoint_digest"] = file_digest(tmp_path / "csa.pt")
+    quality["methods"]["csa"]["checkpoint_digest"] = file_digest(tmp_path / "csa.pt")
     (tmp_path / "q.json").write_text(json.dumps(quality))
     result = CliRunner().invoke(model_card, ["--checkpoint", str(tmp_path / "csa.pt"), "--run", str(tmp_path / "run"),
                                              "--quality", str(tmp_path / "q.json"), "--out", str(card)])
@@ -54,19 +55,19 @@ def test_lr_knots_show_a_re_planned_schedule_as_it_ran(tmp_path: Path) -> None:
     from restore.training.loop import LoopOptions
     from restore.training.model_card import lr_knots
 
-    first = LoopOptions(out=tmp_path, iters=1200, lr=1e-3, batch_size=1, size=32, warmup=100, lr_decay_from=300)
+    first = LoopOptions(out=tmp_path, iters=1200, batch_size=1, size=32, warmup=100, lr_decay_from=300)
     # resumed at step 700 with the decay re-planned to end at 1500, the rate carried on from where it was
-    second = LoopOptions(out=tmp_path, iters=1500, lr=1e-3, batch_size=1, size=32, warmup=100, lr_decay_from=60)
-    assert abs(first.lr_at(700) - second.lr_at(700)) < 1e-12
-    rows = [{"step": s, "lr": (first if s <= 700 else second).lr_at(s - 1)} for s in range(10, 1501, 10)]
-    rows += [{"step": 690, "lr": first.lr_at(689)}]  # steps logged again after a resume
+    second = LoopOptions(out=tmp_path, iters=1500, batch_size=1, size=32, warmup=100, lr_decay_from=60)
+    assert abs(first.lr_scale_at(700) - second.lr_scale_at(700)) < 1e-12
+    rows = [{"step": s, "lr": (first if s <= 700 else second).lr_scale_at(s - 1)} for s in range(10, 1501, 10)]
+    rows += [{"step": 690, "lr": first.lr_scale_at(689)}]  # steps logged again after a resume
     (tmp_path / "log.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
     steps = [step for step, _ in lr_knots(tmp_path / "log.jsonl")]
     assert steps == [10, 100, 300, 700, 1500]
     assert [step for step, _ in lr_knots(tmp_path / "log.jsonl", until=1000)] == [10, 100, 300, 700, 1000]
     # re-planned at step 700 without keeping the rate: it jumps up there, and both sides show
-    third = LoopOptions(out=tmp_path, iters=2000, lr=1e-3, batch_size=1, size=32, warmup=100, lr_decay_from=0)
-    rows = [{"step": s, "lr": (first if s <= 700 else third).lr_at(s - 1)} for s in range(10, 2001, 10)]
+    third = LoopOptions(out=tmp_path, iters=2000, batch_size=1, size=32, warmup=100, lr_decay_from=0)
+    rows = [{"step": s, "lr": (first if s <= 700 else third).lr_scale_at(s - 1)} for s in range(10, 2001, 10)]
     (tmp_path / "log.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
     knots = lr_knots(tmp_path / "log.jsonl")
     assert [step for step, _ in knots] == [10, 100, 300, 700, 710, 2000]
@@ -74,7 +75,7 @@ def test_lr_knots_show_a_re_planned_schedule_as_it_ran(tmp_path: Path) -> None:
 
 
 def test_model_card_lists_the_stage_a_run_started_from(tmp_path: Path) -> None:
-    from restore.training.checkpoint import save_checkpoint
+    from restore.checkpoint import save_checkpoint
 
     _run(tmp_path / "run", iters=2)
     assert CliRunner().invoke(ship, [str(tmp_path / "run" / "last.pt"), str(tmp_path / "base.pt")]).exit_code == 0
@@ -99,7 +100,7 @@ def test_model_card_lists_the_stage_a_run_started_from(tmp_path: Path) -> None:
 
 
 def test_model_card_follows_a_chain_of_stages(tmp_path: Path) -> None:
-    from restore.training.checkpoint import save_checkpoint
+    from restore.checkpoint import save_checkpoint
 
     _run(tmp_path / "run", iters=2)
     assert CliRunner().invoke(ship, [str(tmp_path / "run" / "last.pt"), str(tmp_path / "first.pt")]).exit_code == 0

@@ -1,9 +1,9 @@
 """CSA: coherent semantic attention for image inpainting (Liu et al., ICCV 2019).
 
-``config`` holds the paper's hyper-parameters, ``networks`` the rough and
-refinement generators and the two discriminators, ``inpainter`` the
-:class:`~restore.models.base.Inpainter` and checkpoint loading, ``training``
-the losses and one training step.
+``config`` holds the paper's hyper-parameters, ``networks`` the rough and refinement
+generators, ``inpainter`` the :class:`~restore.models.base.Inpainter`, ``trainer`` the
+losses on the shared GAN trainer. Its record is ``METHODS["csa"]`` in
+:mod:`restore.models.registry`.
 """
 
 from restore.models.csa.config import CSAConfig

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
-from typing import Any
+from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
@@ -73,15 +72,3 @@ class CSAConfig:
         """Whether training needs VGG-16 (consistency loss or feature discriminator)."""
         uses_feature_d = self.feature_discriminator and self.adversarial_weight > 0
         return self.consistency_weight > 0 or uses_feature_d
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> CSAConfig:
-        """Build from a dict, rejecting unknown keys (a checkpoint or TOML file)."""
-        known = {f.name for f in fields(cls)}
-        unknown = set(values) - known
-        if unknown:
-            raise ValueError(f"unknown CSA config keys: {', '.join(sorted(unknown))}")
-        return cls(**values)

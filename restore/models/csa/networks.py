@@ -1,4 +1,5 @@
-"""CSA networks: rough U-Net, refinement U-Net with the CSA layer, two discriminators.
+"""CSA networks: rough U-Net and refinement U-Net with the CSA layer (the discriminators are
+:class:`~restore.nn.discriminators.PatchDiscriminator` and ``FeaturePatchDiscriminator``).
 
 Layer tables follow the paper's appendix (Tables 3, 4, 5 and 12) with the base
 width and a channel cap as parameters. Images inside the networks are in
@@ -11,6 +12,7 @@ import torch
 from torch import Tensor, nn
 
 from restore.models.csa.config import CSAConfig
+from restore.nn.blocks import norm_layer
 from restore.nn.csa_layer import CoherentSemanticAttention, feature_hole_mask
 from restore.nn.prefill import pyramid_fill
 
@@ -18,11 +20,11 @@ from restore.nn.prefill import pyramid_fill
 CSA_LEVEL = 3
 
 
-def _norm(channels: int) -> nn.InstanceNorm2d:
-    return nn.InstanceNorm2d(channels, affine=False)
+def _norm(channels: int) -> nn.Module:
+    return norm_layer("instance", channels)
 
 
-def _channels(config: CSAConfig, count: int) -> list[int]:
+def level_channels(config: CSAConfig, count: int) -> list[int]:
     """Per-level channels: width, 2·width, 4·width, 8·width, … capped at ``max_channels``."""
     return [min(config.width * 2 ** min(level, 3), config.max_channels) for level in range(count)]
 
@@ -37,7 +39,7 @@ class RoughNet(nn.Module):
     def __init__(self, config: CSAConfig, in_channels: int) -> None:
         super().__init__()
         depth = config.depth
-        ch = _channels(config, depth)
+        ch = level_channels(config, depth)
         self.down = nn.ModuleList()
         for level in range(depth):
             layers: list[nn.Module] = [] if level == 0 else [nn.LeakyReLU(0.2)]
@@ -103,7 +105,7 @@ class RefineNet(nn.Module):
     def __init__(self, config: CSAConfig, in_channels: int) -> None:
         super().__init__()
         depth = config.depth
-        ch = _channels(config, depth + 1)
+        ch = level_channels(config, depth + 1)
         self.stem = nn.Conv2d(in_channels, ch[0], 3, 1, 1)
         self.down = nn.ModuleList(_RefineDown(ch[level - 1], ch[level]) for level in range(1, depth))
         self.bottom = nn.Sequential(nn.LeakyReLU(0.2), nn.Conv2d(ch[depth - 1], ch[depth], 4, 2, 1))
@@ -189,44 +191,3 @@ class CSAGenerator(nn.Module):
         if self.config.prefill:
             return (start + raw).clamp(-1.0, 1.0)
         return torch.tanh(raw)
-
-
-class PatchDiscriminator(nn.Module):
-    """The 70×70 patch discriminator of Table 4.
-
-    Shape:
-        image: (B, 3, H, W) in [0, 1]; returns logits (B, 1, H/8 - 2, W/8 - 2).
-    """
-
-    def __init__(self, width: int = 64) -> None:
-        super().__init__()
-        w = width
-        self.body = nn.Sequential(
-            nn.Conv2d(3, w, 4, 2, 1), nn.LeakyReLU(0.2),
-            nn.Conv2d(w, 2 * w, 4, 2, 1), _norm(2 * w), nn.LeakyReLU(0.2),
-            nn.Conv2d(2 * w, 4 * w, 4, 2, 1), _norm(4 * w), nn.LeakyReLU(0.2),
-            nn.Conv2d(4 * w, 8 * w, 4, 1, 1), _norm(8 * w), nn.LeakyReLU(0.2),
-            nn.Conv2d(8 * w, 1, 4, 1, 1),
-        )
-
-    def forward(self, image: Tensor) -> Tensor:
-        return self.body(image * 2.0 - 1.0)
-
-
-class FeaturePatchDiscriminator(nn.Module):
-    """The feature-patch discriminator of Table 5, on VGG-16 relu4_3 features.
-
-    Shape:
-        features: (B, 512, h, w) VGG relu4_3; returns logits (B, 1, h/2 - 2, w/2 - 2).
-    """
-
-    def __init__(self, width: int = 512, in_channels: int = 512) -> None:
-        super().__init__()
-        self.body = nn.Sequential(
-            nn.Conv2d(in_channels, width, 4, 2, 1), nn.LeakyReLU(0.2),
-            nn.Conv2d(width, width, 4, 1, 1), _norm(width), nn.LeakyReLU(0.2),
-            nn.Conv2d(width, 1, 4, 1, 1),
-        )
-
-    def forward(self, features: Tensor) -> Tensor:
-        return self.body(features)
