@@ -44,8 +44,8 @@ demo: venv
 # Every benchmark on this machine (long: run it otherwise idle); each prints a table and writes bench-out/*.json.
 bench: venv
 	$(PY) benchmarks/kernels.py
-	$(PY) benchmarks/csa_speed.py
-	$(PY) benchmarks/csa_quality.py
+	$(PY) benchmarks/speed.py --method csa --set width=64 --set max_channels=512
+	$(PY) benchmarks/quality.py --methods csa,telea,ns --ensemble 8
 	OMP_NUM_THREADS=1 $(PY) benchmarks/batch.py
 
 # Keep training the shipped CSA model: resumes $(CSA_RUN) when it exists, else starts a new run

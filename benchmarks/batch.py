@@ -113,10 +113,10 @@ def tiny_csa(path: Path) -> Path:
     """A random CSA with 4 base channels (depth 5) saved as a checkpoint."""
     import torch
 
+    from restore.checkpoint import save_checkpoint
+    from restore.models.config import config_to_dict
     from restore.models.csa import CSAConfig
     from restore.models.csa.trainer import CSATrainer
-    from restore.checkpoint import save_checkpoint
-    from restore.models.registry import config_to_dict
 
     if not path.exists():
         torch.manual_seed(0)
@@ -200,8 +200,8 @@ def plain_loop(archive_path: Path, masks_path: Path, output: Path, method: str, 
     from restore.data.archive import open_archive
     from restore.data.masks import open_mask_source
     from restore.data.output_archive import OutputArchive
+    from restore.inference.restoration import restore_images
     from restore.models.registry import load_inpainter
-    from restore.pipelines.restoration import restore_images
     from restore.pipelines.batch_plan import plan_units
 
     torch.set_num_threads(threads)
@@ -316,10 +316,10 @@ def section_strategies(work: Path, methods: dict, picture: Path, count: int = 12
     """
     from restore.data.images import read_image
     from restore.data.mask_generators import generate_mask
+    from restore.inference.restoration import restore_images
     from restore.metrics import psnr
     from restore.models.registry import load_inpainter
     from restore.paths import shared_data_dir
-    from restore.pipelines.restoration import restore_images
 
     files = sorted((shared_data_dir() / "eval" / "kodak24").glob("*.png"))[:count]
     if not files:

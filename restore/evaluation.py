@@ -47,6 +47,17 @@ def protocol_mask_sets(count: int, size: int = PROTOCOL_SIZE, seed: int = 0, nvi
     return sets
 
 
+def protocol_strategy(method: str) -> tuple[str | None, int | None]:
+    """How the protocol's 256² images reach a method: whole, or (strategy, piece side) when its
+    native size is smaller (the way ``restore batch`` would cut them)."""
+    from restore.models.registry import METHODS
+
+    record = METHODS.get(method)
+    if record is None or record.native_size is None or record.native_size >= PROTOCOL_SIZE:
+        return None, None
+    return record.default_strategy, record.native_size
+
+
 def inpaint_uint8(inpainter: Inpainter, images: np.ndarray, holes: np.ndarray, device: str = "cpu") -> np.ndarray:
     """Inpaint uint8 images and return uint8 results (what an output archive stores).
 
@@ -65,12 +76,16 @@ def evaluate(
     mask_sets: dict[str, list[np.ndarray]],
     batch_size: int = 8,
     device: str = "cpu",
+    strategy: str | None = None,
+    size: int | None = None,
 ) -> dict[str, dict[str, float]]:
     """Fidelity and realism of ``inpainter`` per mask set (:func:`~restore.metrics.summarise`).
 
     Args:
         images: (S, S, 3) uint8 protocol images.
         mask_sets: from :func:`protocol_mask_sets` (each list as long as ``images``).
+        strategy, size: restore as ``restore batch`` would with this strategy and piece side
+            (a method whose native size is under S); None gives the images to the model whole.
 
     Returns:
         ``{set name: {"l1", "l2", "psnr", "ssim", "swd", "detail", "count"}}``.
@@ -81,8 +96,15 @@ def evaluate(
         holes = np.stack(masks[: len(images)])
         rows = []
         for start in range(0, len(images), batch_size):
-            batch = inpaint_uint8(inpainter, stack[start : start + batch_size], holes[start : start + batch_size], device)
-            for out, target, hole in zip(batch, stack[start : start + batch_size], holes[start : start + batch_size], strict=True):
+            part, part_holes = stack[start : start + batch_size], holes[start : start + batch_size]
+            if strategy is not None and size is not None and max(part.shape[1:3]) > size:
+                from restore.inference.restoration import restore_images
+
+                with torch.no_grad():
+                    batch = np.stack(restore_images(inpainter, list(part), list(part_holes), strategy=strategy, size=size, batch_size=batch_size))
+            else:
+                batch = inpaint_uint8(inpainter, part, part_holes, device)
+            for out, target, hole in zip(batch, part, part_holes, strict=True):
                 restored, original = out.astype(np.float64) / 255.0, target.astype(np.float64) / 255.0
                 rows.append({**image_metrics(restored, original), **realism_metrics(restored, original, hole)})
         results[name] = {**summarise(rows), "count": len(rows)}

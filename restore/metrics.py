@@ -284,6 +284,8 @@ def realism_metrics(pred: np.ndarray, target: np.ndarray, hole: np.ndarray) -> d
         pred, target: (H, W, C) in [0, 1]; hole: (H, W) bool, True = hole.
     """
     hole = np.asarray(hole, dtype=bool)
+    if np.shape(pred) != np.shape(target) or np.shape(pred)[:2] != hole.shape:
+        raise ValueError(f"realism: prediction {np.shape(pred)}, target {np.shape(target)} and hole {hole.shape} differ in size")
     grad_pred, grad_target = gradient_energy(pred, hole), gradient_energy(target, hole)
     detail = grad_pred / grad_target if grad_target > 0 else math.nan
     return {"swd": sliced_wasserstein(pred, target, hole), "detail": detail, "grad_pred": grad_pred, "grad_target": grad_target}

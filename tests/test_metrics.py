@@ -109,3 +109,96 @@ def test_ssim_windows_and_an_empty_image() -> None:
     assert [ssim_window(h, 700) for h in (1, 2, 3, 4, 9, 10, 11, 256)] == [1, 1, 3, 3, 9, 9, None, None]
     with pytest.raises(ValueError, match="empty 0x5 image"):
         ssim(np.zeros((0, 5, 3)), np.zeros((0, 5, 3)))
+
+
+# ----------------------------------------------------------------------------------- realism
+
+
+def _textured(size: int = 128, seed: int = 0) -> np.ndarray:
+    """A photo-like test image: smooth colour ramps plus a multi-scale texture."""
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    ramp = np.linspace(0.2, 0.8, size)
+    base = np.stack([np.add.outer(ramp, ramp) / 2, np.add.outer(ramp, ramp[::-1]) / 2, np.full((size, size), 0.5)], -1)
+    texture = sum(cv2.resize(rng.normal(0, 0.06, (size // s, size // s)), (size, size), interpolation=cv2.INTER_CUBIC) for s in (1, 2, 4, 8))
+    return np.clip(base + texture[..., None], 0, 1)
+
+
+def _hole(size: int = 128) -> np.ndarray:
+    hole = np.zeros((size, size), bool)
+    hole[size // 4 : 3 * size // 4, size // 3 : 2 * size // 3] = True
+    return hole
+
+
+def _filled(image: np.ndarray, hole: np.ndarray, fill: np.ndarray) -> np.ndarray:
+    return np.where(hole[..., None], fill, image)
+
+
+def test_the_original_pasted_back_scores_zero_and_one() -> None:
+    from restore.metrics import realism_metrics
+
+    image, hole = _textured(), _hole()
+    m = realism_metrics(image, image, hole)
+    assert m["swd"] == 0.0 and m["detail"] == 1.0
+
+
+def test_a_blurred_fill_scores_worse_and_noise_adds_detail() -> None:
+    import cv2
+
+    from restore.metrics import realism_metrics
+
+    image, hole = _textured(), _hole()
+    blurred = realism_metrics(_filled(image, hole, cv2.GaussianBlur(image, (0, 0), 3)), image, hole)
+    slightly = realism_metrics(_filled(image, hole, cv2.GaussianBlur(image, (0, 0), 1)), image, hole)
+    noisy = realism_metrics(_filled(image, hole, np.clip(image + np.random.default_rng(1).normal(0, 0.1, image.shape), 0, 1)), image, hole)
+    assert blurred["detail"] < 0.7 and blurred["swd"] > slightly["swd"] > 0
+    assert noisy["detail"] > 1.0 and noisy["swd"] > 0
+    # a real texture from elsewhere in the photo is closer in texture statistics than a blur, though not in pixels
+    shifted = realism_metrics(_filled(image, hole, np.roll(image, (17, 23), axis=(0, 1))), image, hole)
+    assert shifted["swd"] < blurred["swd"] and abs(shifted["detail"] - 1) < abs(blurred["detail"] - 1)
+
+
+def test_realism_on_real_photos_ranks_blur_below_opencv() -> None:
+    """On real photos with a real irregular mask: a σ = 3 blur fill is less realistic than Telea's."""
+    import cv2
+    from helpers import shared_data
+
+    from restore.data.datasets import centre_square, load_images
+    from restore.data.mask_generators import generate_mask
+    from restore.metrics import realism_metrics, summarise
+    from restore.models.classical import OpenCVInpainter
+
+    _, photos = load_images(shared_data("eval", "kodak24"))
+    rows: dict[str, list] = {"blur": [], "telea": []}
+    for index, photo in enumerate(photos[:4]):
+        image = centre_square(photo, 256)
+        hole = generate_mask("nvidia", 256, 256, np.random.default_rng(index), ratio=(0.2, 0.3))
+        x = image / 255.0
+        telea = OpenCVInpainter("telea").inpaint_array(image, hole) / 255.0
+        for name, restored in (("blur", _filled(x, hole, cv2.GaussianBlur(x, (0, 0), 3))), ("telea", telea)):
+            rows[name].append({"l1": 0.0, "l2": 0.0, "psnr": 0.0, "ssim": 0.0, **realism_metrics(restored, x, hole)})
+    blur, telea = summarise(rows["blur"]), summarise(rows["telea"])
+    assert blur["swd"] > telea["swd"] and blur["detail"] < telea["detail"] < 1.0
+
+
+def test_realism_where_it_is_undefined_and_the_set_ratio() -> None:
+    from restore.metrics import laplacian_bands, realism_metrics, summarise
+
+    small = np.random.default_rng(0).random((20, 40, 3))
+    hole = np.zeros((20, 40), bool)
+    hole[5:10, 5:20] = True
+    m = realism_metrics(small, small, hole)
+    assert math.isnan(m["swd"]) and m["detail"] == 1.0  # under 32 px a side: no band
+    assert [b.shape for b in laplacian_bands(np.zeros((64, 100, 1)))] == [(64, 100, 1), (32, 50, 1)]
+    none = realism_metrics(small, small, np.zeros((20, 40), bool))
+    assert math.isnan(none["swd"]) and math.isnan(none["detail"])
+    flat = np.full((40, 40, 3), 0.5)
+    assert math.isnan(realism_metrics(flat, flat, hole[:, :40].repeat(2, 0))["detail"])
+    base = {"l1": 1.0, "l2": 1.0, "psnr": 30.0, "ssim": 0.9}
+    rows = [{**base, "swd": 10.0, "detail": 2.0, "grad_pred": 0.2, "grad_target": 0.1},
+            {**base, "swd": math.nan, "detail": 0.5, "grad_pred": 0.1, "grad_target": 0.2}]
+    summary = summarise(rows)
+    assert summary["swd"] == 10.0 and summary["detail"] == pytest.approx(0.3 / 0.3) and summary["psnr"] == 30.0
+    with pytest.raises(ValueError, match="differ in size"):
+        realism_metrics(small, small, hole[:10])

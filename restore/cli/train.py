@@ -68,7 +68,7 @@ def _starting_points(method: str, out: Path, resume: bool, init_path: Path | Non
 def _configuration(config_cls: type, start: dict | None, initial: dict | None, settings: tuple[str, ...], config_file: Path | None):
     """A resumed run keeps its configuration; a new one takes --init's, then --config, then --set."""
     from restore.cli.options import config_overrides
-    from restore.models.registry import config_from_dict
+    from restore.models.config import config_from_dict
 
     if start is not None:
         saved = config_from_dict(config_cls, start["config"])
@@ -134,7 +134,7 @@ def _same(name: str, value, saved) -> bool:
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
 @click.option("--init", "init_path", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Start a new run from a checkpoint's networks (the shipped modules, e.g. the generator of the shipped checkpoint) and its configuration.")
 @device_option
-@click.option("--bf16", type=click.Choice(["auto", "on", "off"]), default="auto", show_default=True, help="bfloat16 autocast (auto: on GPUs with bf16 and AMX CPUs).")
+@click.option("--bf16", type=click.Choice(["auto", "on", "off"]), default="auto", show_default=True, help="bfloat16 autocast (auto: on GPUs with bf16 and CPUs with AMX or AVX-512 BF16).")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads for torch (default: torch's choice).")
 @click.option("--vgg-weights", default=None, help="torchvision VGG weights file (for the methods with VGG losses), or 'random' (recorded); default: the torch hub cache / download.")
 @click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="TOML file of method config values.")
@@ -158,8 +158,8 @@ def train(ctx: click.Context, method: str, data: Path, out: Path, size: int | No
 
     The run is resumable: --resume continues from OUT/last.pt with its step count,
     schedule, RNG, configuration and data settings (--data must hold the same photos;
-    --size, --batch-size, --masks, --seed, --holdout cannot change; --iters, --warmup and --lr-decay-from
-    keep the run's values unless given). A run folder that already holds a checkpoint
+    --size, --batch-size, --masks, --seed, --holdout cannot change; --iters, --warmup, --lr-decay-from
+    and --bf16 keep the run's values unless given). A run folder that already holds a checkpoint
     is never overwritten. --init starts a new run from a checkpoint's generator
     (the shipped one included): its configuration, a fresh optimiser, and the steps
     it had counted towards the total recorded in the new checkpoints.
@@ -169,10 +169,13 @@ def train(ctx: click.Context, method: str, data: Path, out: Path, size: int | No
     follow the run one process would make with N times the batch. With --scheduler the
     processes are N workers of that Dask cluster.
     """
+    from click.core import ParameterSource
+
     from restore.cli import verbosity
     from restore.cli.options import resolve_device
     from restore.data.datasets import DEFAULT_TRAINING_MASKS
-    from restore.models.registry import config_to_dict, get_method
+    from restore.models.config import config_to_dict
+    from restore.models.registry import get_method
     from restore.training.job import JobError, TrainJob, check_processes
 
     record = get_method(method)
@@ -184,6 +187,8 @@ def train(ctx: click.Context, method: str, data: Path, out: Path, size: int | No
         size, batch_size, mask_kinds, seed, holdout = run["size"], run["batch_size"], run["mask_kinds"], run["seed"], run["holdout"]
         iters, warmup, lr_decay_from = run["iters"], run["warmup"], run["lr_decay_from"]
         vgg_weights = vgg_weights or start["metadata"].get("vgg_weights")
+        if ctx.get_parameter_source("bf16") != ParameterSource.COMMANDLINE and isinstance(start["metadata"].get("bf16"), bool):
+            bf16 = "on" if start["metadata"]["bf16"] else "off"  # the run's own precision unless asked otherwise
     size = size or record.piece_size
     kinds = _parse_kinds(mask_kinds or ",".join(record.training_masks or DEFAULT_TRAINING_MASKS))
     if scheduler is None:

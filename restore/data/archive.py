@@ -626,15 +626,6 @@ def check_destination(dest: Path, overwrite: bool) -> None:
             raise ArchiveError(f"{dest} exists and is not a zarr archive; refusing to replace it")
 
 
-def __getattr__(name: str) -> Any:
-    # OutputArchive lives in restore.data.output_archive (which imports this module); re-exported lazily.
-    if name == "OutputArchive":
-        from restore.data.output_archive import OutputArchive
-
-        return OutputArchive
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
 __all__ = [
     "Archive", "ArchiveBuilder", "ArchiveError", "array_names", "is_archive", "open_archive", "shard_images",
 ]  # fmt: skip

@@ -25,6 +25,7 @@ from torch import Tensor, nn
 
 from restore.checkpoint import inference_weights, load_checkpoint
 from restore.models.base import check_inputs, composite
+from restore.models.config import config_from_dict
 
 if TYPE_CHECKING:
     from restore.models.registry import Method
@@ -59,7 +60,7 @@ class NetworkInpainter:
         generator: the network (moved to ``device`` and set to eval mode).
         multiple: input sides are padded to multiples of this (the network's down-samplings).
         device: where to run.
-        bf16: run the network under bfloat16 autocast (faster on CPUs with AMX and on GPUs).
+        bf16: run the network under bfloat16 autocast (faster on CPUs with AMX or AVX-512 BF16 and on GPUs).
     """
 
     def __init__(self, name: str, generator: nn.Module, multiple: int, device: str | torch.device = "cpu", bf16: bool = False) -> None:
@@ -112,8 +113,6 @@ def generator_from_checkpoint(method: Method, checkpoint: dict[str, Any]) -> nn.
     Raises:
         ValueError: the checkpoint is another method's, or its config does not fit the method.
     """
-    from restore.models.registry import config_from_dict
-
     if checkpoint.get("method") != method.name:
         raise ValueError(f"not a {method.name} checkpoint (method={checkpoint.get('method')!r})")
     config = config_from_dict(method.config_class(), checkpoint["config"])
@@ -131,7 +130,7 @@ def load_network_inpainter(method: Method, path: Path | str | None, device: str 
         path: the checkpoint.
         device: where to run.
         bf16: bfloat16 autocast; None picks it where the hardware runs it fast
-            (:func:`restore.hardware.prefers_bf16`: AMX CPUs, bf16 GPUs; ``RESTORE_BF16``
+            (:func:`restore.hardware.prefers_bf16`: CPUs with AMX or AVX-512 BF16, bf16 GPUs; ``RESTORE_BF16``
             overrides).
     """
     from restore.hardware import prefers_bf16

@@ -13,7 +13,6 @@ module is read by ``--help`` and must not import torch.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import importlib
 from collections.abc import Callable, Mapping
@@ -21,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from restore.models.config import config_from_dict
 from restore.paths import WEIGHTS_DIR
 
 if TYPE_CHECKING:  # the registry is read by --help: it must not import torch
@@ -197,20 +197,6 @@ def build(name: str, **overrides: Any) -> Any:
         ValueError: an override that is not a field of the config, or a value the config rejects.
     """
     return config_from_dict(get_method(name).config_class(), overrides)
-
-
-def config_to_dict(config: Any) -> dict[str, Any]:
-    """A config dataclass as a plain dict (what checkpoints store)."""
-    return dataclasses.asdict(config)
-
-
-def config_from_dict(config_class: type, values: Mapping[str, Any]) -> Any:
-    """Build a config dataclass from a dict (a checkpoint's, a TOML file's), rejecting unknown keys."""
-    known = {f.name for f in dataclasses.fields(config_class)}
-    unknown = set(values) - known
-    if unknown:
-        raise ValueError(f"unknown {config_class.__name__} keys: {', '.join(sorted(unknown))}")
-    return config_class(**values)
 
 
 def strategy_help() -> str:

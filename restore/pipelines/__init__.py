@@ -2,13 +2,13 @@
 
 DESIGN's ``pipelines/`` is this subpackage, ``restore.pipelines``.
 
-- :mod:`restore.pipelines.pixels` — archive pixels (uint8/uint16; grey, RGB, RGBA) to the
+- :mod:`restore.inference.pixels` — archive pixels (uint8/uint16; grey, RGB, RGBA) to the
   model's float RGB and back.
-- :mod:`restore.pipelines.subsample` — polyphase split of large images into sub-images of at
+- :mod:`restore.inference.subsample` — polyphase split of large images into sub-images of at
   most the method's native size and their re-interleaving (DESIGN §8, DeepGIN), the default strategy.
-- :mod:`restore.pipelines.tiles` — overlapping tiles of the native size with feathered
+- :mod:`restore.inference.tiles` — overlapping tiles of the native size with feathered
   blending (``--strategy tile``).
-- :mod:`restore.pipelines.restoration` — restore a group of same-size images with one model,
+- :mod:`restore.inference.restoration` — restore a group of same-size images with one model,
   streaming sub-image / tile batches (the in-process engine every worker runs).
 - :mod:`restore.pipelines.cluster` — the Dask client: an embedded ``LocalCluster`` or an
   existing cluster by address (shared by ``restore batch`` and ``restore train``).

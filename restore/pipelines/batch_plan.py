@@ -16,12 +16,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from restore.inference.restoration import pieces_per_image
 from restore.messages import one_line, preview
 from restore.models.ensemble import ENSEMBLE_SIZES
 from restore.models.registry import DEFAULT_PIECE_SIZE, STRATEGIES
 from restore.paths import tree_fingerprint
 from restore.pipelines.batch_worker import RunSpec, method_loader
-from restore.pipelines.restoration import pieces_per_image
 
 if TYPE_CHECKING:
     from restore.data.archive import Archive
@@ -81,7 +81,7 @@ def plan_units(keys: Sequence[str], shapes: dict[str, tuple[int, int]], batch_si
 
 def strategy_options(strategy: str, size: int = DEFAULT_PIECE_SIZE) -> dict[str, int]:
     """The strategy's parameters, recorded in the output's provenance (and checked on resume)."""
-    from restore.pipelines import tiles
+    from restore.inference import tiles
 
     if strategy == "subsample":
         return {"size": size}

@@ -3,7 +3,7 @@
 An :class:`InpainterPlugin` (registered as a ``distributed.WorkerPlugin``) loads the model
 **once** per worker, opens the archive and the masks, and keeps them for every task;
 :func:`restore_task` restores one unit (an image, or a few small images of one size) with
-:func:`~restore.pipelines.restoration.restore_images` and returns the pixels to the client,
+:func:`~restore.inference.restoration.restore_images` and returns the pixels to the client,
 the output's single writer.
 """
 
@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from restore.pipelines.restoration import restore_images
+from restore.inference.restoration import restore_images
 
 if TYPE_CHECKING:
     from restore.data.archive import Archive

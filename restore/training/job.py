@@ -127,7 +127,8 @@ def held_out(names: list[str], photos: list, count: int, seed: int) -> tuple[lis
 
 def build_trainer(job: TrainJob, device: str, bf16: bool) -> Any:
     """The method's trainer for ``job`` (through its registry record), VGG errors as :class:`JobError`."""
-    from restore.models.registry import config_from_dict, get_method
+    from restore.models.config import config_from_dict
+    from restore.models.registry import get_method
     from restore.nn.vgg import VGGWeightsError
 
     method = get_method(job.method)
@@ -170,13 +171,14 @@ def train_process(job: TrainJob, ranks: Ranks, start: dict | None = None, initia
 
     from restore.checkpoint import load_checkpoint
     from restore.data.datasets import TrainingBatches
-    from restore.hardware import DeviceError, resolve_bf16, resolve_device
+    from restore.hardware import DeviceError, resolve_bf16, resolve_device, retain_freed_memory
     from restore.paths import file_digest
     from restore.training import distributed
     from restore.training.loop import LoopOptions, existing_run, fit
 
     if job.threads:
         torch.set_num_threads(job.threads)
+    retain_freed_memory()
     if start is None and initial is None:  # a rank in another process reads the checkpoints itself (before any rank trains)
         start = existing_run(job.out)
         initial = load_checkpoint(job.init_path) if start is None and job.init_path is not None else None

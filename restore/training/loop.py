@@ -33,7 +33,7 @@ from torch import Tensor
 from restore import __version__
 from restore.checkpoint import load_checkpoint, save_checkpoint
 from restore.data.datasets import DEFAULT_TRAINING_MASKS, TrainingBatches
-from restore.models.registry import config_to_dict
+from restore.models.config import config_to_dict
 from restore.models.trainer import Trainer
 from restore.training import distributed
 from restore.training.distributed import Ranks
@@ -225,7 +225,7 @@ def fit(
     Returns:
         The step count reached.
     """
-    from restore.evaluation import evaluate
+    from restore.evaluation import evaluate, protocol_strategy
 
     out = Path(options.out)
     ranks = ranks or Ranks()
@@ -313,7 +313,8 @@ def fit(
             if held is not None and options.sample_every and step % options.sample_every == 0:
                 write_samples(trainer, held, out / "samples" / f"step-{step:06d}.png")
             if held is not None and held.mask_sets and options.eval_every and step % options.eval_every == 0:
-                curve = evaluate(trainer.inpainter(), held.images, held.mask_sets, batch_size=options.batch_size)
+                strategy, size = protocol_strategy(trainer.name)
+                curve = evaluate(trainer.inpainter(), held.images, held.mask_sets, batch_size=options.batch_size, strategy=strategy, size=size)
                 with open(out / "curve.jsonl", "a") as handle:
                     handle.write(json.dumps({"step": step, "train_seconds": round(seconds, 1), "metrics": curve}) + "\n")
                 log.info("step %d held-out PSNR %s", step, {k: round(v["psnr"], 2) for k, v in curve.items()})

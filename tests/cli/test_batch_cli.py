@@ -164,7 +164,7 @@ def test_mask_size_mismatch_names_the_key_unless_resized(scheduler: str, small, 
 
 
 def test_tile_strategy_through_the_cli_equals_the_engine(scheduler: str, tmp_path: Path) -> None:
-    from restore.pipelines.restoration import restore_images
+    from restore.inference.restoration import restore_images
 
     images = make_images(3, 40, 600)  # 3 tiles across each
     holes = make_masks(images)
@@ -180,8 +180,8 @@ def test_tile_strategy_through_the_cli_equals_the_engine(scheduler: str, tmp_pat
 
 def test_ensemble_through_the_cli_equals_the_engine_and_binds_the_resume(scheduler: str, small, tmp_path: Path) -> None:
     from restore.data.output_archive import OutputArchive
+    from restore.inference.restoration import restore_images
     from restore.models.ensemble import SelfEnsemble
-    from restore.pipelines.restoration import restore_images
 
     archive, masks, images, holes = small
     output = tmp_path / "out.zarr"

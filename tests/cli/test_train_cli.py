@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from restore.checkpoint import load_checkpoint
 from restore.cli import main
 from restore.data.images import write_image
-from restore.checkpoint import load_checkpoint
 
 TINY = ["--size", "32", "--batch-size", "2", "--set", "width=4", "--set", "max_channels=8", "--set", "depth=5",
         "--set", "consistency_weight=0", "--set", "adversarial_weight=0", "--holdout", "1", "--checkpoint-every", "1",

@@ -5,13 +5,13 @@ from __future__ import annotations
 import pytest
 import torch
 
+from restore.models.config import config_from_dict
 from restore.models.csa.config import CSAConfig
-from restore.models.registry import config_from_dict
 from restore.models.csa.inpainter import CSAInpainter
 from restore.models.csa.networks import CSAGenerator
-from restore.nn.discriminators import FeaturePatchDiscriminator, PatchDiscriminator
 from restore.models.csa.trainer import CSATrainer
 from restore.nn.csa_layer import CoherentSemanticAttention, feature_hole_mask
+from restore.nn.discriminators import FeaturePatchDiscriminator, PatchDiscriminator
 
 SMALL = dict(width=4, max_channels=16, depth=5)
 

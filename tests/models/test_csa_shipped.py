@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
+from restore.checkpoint import load_checkpoint
 from restore.metrics import psnr
 from restore.models.registry import METHODS, load_inpainter, resolve_checkpoint
-from restore.checkpoint import load_checkpoint
 
 SHIPPED = METHODS["csa"].shipped_checkpoint
 

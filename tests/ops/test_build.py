@@ -230,3 +230,16 @@ def test_cuda_glue_compiles_against_torch_headers(tmp_path):
     unity.write_text("".join(f'#include "{src}"\n' for src in GLUE_SOURCES))
     result = subprocess.run([cxx, *flags, str(unity)], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
+
+
+def test_use_reference_forces_the_references_in_its_block() -> None:
+    import torch
+
+    from restore.ops import _ext, use_reference
+
+    x = torch.rand(1, 2, 3, 3)
+    with use_reference():
+        assert not _ext.use_kernel("patch_similarity", x)
+        with use_reference(False):
+            assert _ext.use_kernel("patch_similarity", x) == _ext.has_ops()
+    assert _ext.use_kernel("patch_similarity", x) == _ext.has_ops()

@@ -165,10 +165,10 @@ def logged_loads(log: Path) -> list[str]:
 
 def tiny_csa_checkpoint(path: Path) -> Path:
     """A randomly initialised tiny CSA generator saved as a training-style checkpoint."""
+    from restore.checkpoint import save_checkpoint
+    from restore.models.config import config_to_dict
     from restore.models.csa import CSAConfig
     from restore.models.csa.trainer import CSATrainer
-    from restore.checkpoint import save_checkpoint
-    from restore.models.registry import config_to_dict
 
     torch.manual_seed(0)
     config = CSAConfig(width=4, max_channels=16, depth=5, consistency_weight=0, adversarial_weight=0)

@@ -28,10 +28,10 @@ from pipelines.batch_fakes import (
 
 from restore.data.archive import open_archive
 from restore.data.output_archive import OutputArchive
+from restore.inference import subsample
 from restore.models.classical import OpenCVInpainter
 from restore.models.csa import load_csa_inpainter
 from restore.models.registry import METHODS
-from restore.pipelines import subsample
 from restore.pipelines.batch_plan import plan_units
 from restore.pipelines.tiled_inference import PlanError, execute, prepare_batch
 

@@ -9,10 +9,10 @@ import pytest
 import torch
 from click.testing import CliRunner
 
+from restore.checkpoint import load_checkpoint
 from restore.cli import main
 from restore.data.datasets import TrainingBatches
 from restore.data.images import write_image
-from restore.checkpoint import load_checkpoint
 from restore.pipelines.distributed_training import TrainLaunchError, run_ranks
 from restore.training.distributed import Ranks, ranks_from_environment
 

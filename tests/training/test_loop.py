@@ -8,18 +8,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from torch import Tensor
 
-from restore.data.datasets import TrainingBatches
-from restore.models.csa import load_csa_inpainter
-from restore.models.csa.config import CSAConfig
-from restore.models.registry import config_from_dict
-from restore.models.csa.trainer import CSATrainer
 from restore.checkpoint import (
     CheckpointError,
     inference_checkpoint,
     load_checkpoint,
     save_checkpoint,
 )
+from restore.data.datasets import TrainingBatches
+from restore.models.config import config_from_dict
+from restore.models.csa import load_csa_inpainter
+from restore.models.csa.config import CSAConfig
+from restore.models.csa.trainer import CSATrainer
 from restore.training.loop import HeldOut, LoopOptions, fit
 
 CONFIG = CSAConfig(width=4, max_channels=8, depth=5, consistency_weight=0, feature_discriminator=False, discriminator_width=4)
@@ -277,3 +278,31 @@ def test_an_error_making_a_batch_stops_the_run_with_that_error(tmp_path: Path) -
     with pytest.raises(OSError, match="step 2"):
         _prefetch_run(tmp_path, fail_at=2, threads=2)
     assert load_checkpoint(tmp_path / "last.pt")["step"] == 2
+
+
+def test_the_loop_gives_a_trainer_its_step_and_a_fresh_batch_per_critic_update(tmp_path: Path) -> None:
+    """With the WGAN-GP double of ``fake_method``: 3 batches a step, each (seed, step, draw), none repeated."""
+    from fake_method import FakeConfig, FakeTrainer
+
+    torch.manual_seed(0)
+    trainer = FakeTrainer(FakeConfig(width=4))
+    seen: list[tuple[int, list[Tensor]]] = []
+    step_once = trainer.train_step
+
+    def recording(step, batches):
+        seen.append((step, [images.clone() for images, _ in batches]))
+        return step_once(step, batches)
+
+    trainer.train_step = recording
+    batches = TrainingBatches(_photos(), size=32, batch_size=2, mask_kinds=("box",), seed=1)
+    fit(trainer, batches, LoopOptions(out=tmp_path, iters=3, batch_size=2, size=32, sample_every=0, eval_every=0, progress=False,
+                                      warmup=2, log_every=1))
+    assert [step for step, _ in seen] == [0, 1, 2]
+    for step, drawn in seen:
+        assert len(drawn) == 3 and all(torch.equal(d, batches.batch(step, k)[0]) for k, d in enumerate(drawn))
+    flat = [d for _, drawn in seen for d in drawn]
+    assert all(not torch.equal(a, b) for i, a in enumerate(flat) for b in flat[i + 1 :])
+    log = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+    # warm-up over 2 steps: each optimiser at its own base rate times the schedule's factor
+    assert [row["lr"] for row in log] == pytest.approx([0.5e-3, 1e-3, 1e-3])
+    assert [row["lr_discriminator"] for row in log] == pytest.approx([2e-3, 4e-3, 4e-3])

@@ -8,8 +8,8 @@ from pathlib import Path
 from click.testing import CliRunner
 from test_loop import _run
 
-from restore.paths import file_digest
 from restore.checkpoint import load_checkpoint
+from restore.paths import file_digest
 from restore.training.model_card import main as model_card
 from restore.training.ship import main as ship
 

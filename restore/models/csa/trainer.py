@@ -42,7 +42,7 @@ class CSATrainer(GANTrainer):
         device: where to train.
         vgg_weights: VGG-16 weights (path, ``"random"`` or None for the hub cache/URL);
             only loaded when a VGG loss is enabled.
-        bf16: run forward passes under bfloat16 autocast (AMX CPUs, recent GPUs).
+        bf16: run forward passes under bfloat16 autocast (CPUs with AMX or AVX-512 BF16, recent GPUs).
     """
 
     name = "csa"

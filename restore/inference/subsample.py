@@ -25,7 +25,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from restore.pipelines.pixels import colour_channels, from_model, to_model
+from restore.inference.pixels import colour_channels, from_model, to_model
 
 #: The model's native side: sub-images are at most this large.
 SIZE = 256

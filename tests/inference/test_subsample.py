@@ -7,11 +7,11 @@ import pytest
 import torch
 from pipelines.batch_fakes import tiny_csa_checkpoint
 
+from restore.inference import subsample, tiles
+from restore.inference.pixels import from_model, to_model
+from restore.inference.restoration import restore_images
 from restore.models.classical import OpenCVInpainter
 from restore.models.csa import load_csa_inpainter
-from restore.pipelines import subsample, tiles
-from restore.pipelines.pixels import from_model, to_model
-from restore.pipelines.restoration import restore_images
 
 ODD_SIZES = [(257, 513), (1, 300), (300, 1), (256, 256), (512, 768), (3, 3), (600, 1000), (513, 257)]
 

@@ -22,7 +22,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from restore.pipelines.pixels import colour_channels, from_model, to_model
+from restore.inference.pixels import colour_channels, from_model, to_model
 
 #: Default tile side (methods pass their native size).
 SIZE = 256
@@ -83,7 +83,7 @@ def ramp(start: int, extent: int, length: int, overlap: int = OVERLAP) -> np.nda
 
 class TileRestorer:
     """Restore one image through overlapping tiles (same interface as
-    :class:`~restore.pipelines.subsample.SubsampleRestorer`).
+    :class:`~restore.inference.subsample.SubsampleRestorer`).
 
     Pieces must be :meth:`put` in the order :meth:`pieces` yields them: rows above the
     current tile row are final then and are written out, so the blend buffer stays one

@@ -2,7 +2,7 @@
 
 Images within the method's native size (``size``: 256² for CSA, 32² or 64² for others) go
 to the model whole; larger ones are cut into pieces of that side by a strategy
-(:mod:`~restore.pipelines.subsample` by default, :mod:`~restore.pipelines.tiles`), or
+(:mod:`~restore.inference.subsample` by default, :mod:`~restore.inference.tiles`), or
 sent whole at any size (``whole``: for methods that work at any resolution, such as
 the classical baselines). Pieces
 of all the given images are streamed to the model ``batch_size`` at a time, so memory is
@@ -24,8 +24,8 @@ from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
+from restore.inference import subsample, tiles
 from restore.models.registry import DEFAULT_PIECE_SIZE, STRATEGIES
-from restore.pipelines import subsample, tiles
 
 if TYPE_CHECKING:
     from restore.models.base import Inpainter
@@ -34,7 +34,7 @@ __all__ = ["STRATEGIES", "Restorer", "make_restorer", "pieces_per_image", "resto
 
 
 class Restorer(Protocol):
-    """What a strategy provides per image (see :class:`~restore.pipelines.subsample.SubsampleRestorer`)."""
+    """What a strategy provides per image (see :class:`~restore.inference.subsample.SubsampleRestorer`)."""
 
     piece_shape: tuple[int, int]
 

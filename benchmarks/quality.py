@@ -1,0 +1,134 @@
+"""Quality table for any methods (DESIGN §10): fidelity and realism per hole-ratio bucket, OpenCV in the same run.
+
+Images: 256² centre crops of ``../shared/data/eval/<set>`` (BSDS500-val and Kodak24 by
+default). Masks: one fixed, seeded NVIDIA irregular mask per image per bucket (10–20 … 40–50 %)
+and the centre 128² hole. Metrics: L1 %, L2 %, PSNR, SSIM on the whole composited image;
+SWD (×10³, lower is better) and the detail ratio (1.0 is the original's) inside the hole
+(:mod:`restore.metrics`). OpenCV Telea and NS are always scored in the same run; each other
+method is listed with its margins over the better of them (PSNR and SSIM differences, SWD as
+a ratio, detail ratio difference). A method whose native size is under 256² is restored the
+way ``restore batch`` would (its default strategy and native size).
+
+    python benchmarks/quality.py --methods csa,telea,ns [--checkpoint csa=PATH] [--ensemble 8] \\
+        [--sets bsds500-val,kodak24] [--limit N] [--json bench-out/quality.json]
+
+``--label NAME=METHOD:PATH`` scores another checkpoint of a method beside it (e.g.
+``--label csa-l2=csa:old.pt``). The JSON records each method's checkpoint digest (what a model
+card checks), the machine and the seconds each method took.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from pathlib import Path
+
+import click
+
+BASELINES = ("telea", "ns")
+
+
+def _pairs(values: tuple[str, ...], option: str) -> dict[str, str]:
+    pairs = {}
+    for value in values:
+        name, sep, rest = value.partition("=")
+        if not sep or not name or not rest:
+            raise click.BadParameter(f"expected NAME=VALUE, got {value!r}", param_hint=f"'{option}'")
+        pairs[name] = rest
+    return pairs
+
+
+def _margins(results: dict, learned: list[str], sets: list[str]) -> list[str]:
+    lines = ["| masks | method | PSNR − best baseline (dB) | SSIM − best baseline | SWD / best baseline | detail − best baseline |",
+             "|---|---|---|---|---|---|"]
+    for mask_set in sets:
+        best = {key: max(results[b][mask_set][key] for b in BASELINES) for key in ("psnr", "ssim", "detail")}
+        best_swd = min(results[b][mask_set]["swd"] for b in BASELINES)
+        for label in learned:
+            m = results[label][mask_set]
+            lines.append(f"| {mask_set} | {label} | {m['psnr'] - best['psnr']:+.2f} | {m['ssim'] - best['ssim']:+.4f} | "
+                         f"{m['swd'] / best_swd:.2f}× | {m['detail'] - best['detail']:+.3f} |")
+    return lines
+
+
+@click.command()
+@click.option("--methods", default="csa,telea,ns", show_default=True, help="Registered methods to score, comma-separated (telea and ns are always added).")
+@click.option("--checkpoint", "checkpoints", multiple=True, metavar="METHOD=PATH", help="A method's checkpoint (default: its shipped one).")
+@click.option("--label", "labels", multiple=True, metavar="NAME=METHOD:PATH", help="Also score another checkpoint of a method, under NAME.")
+@click.option("--sets", default="bsds500-val,kodak24", show_default=True, help="Folders of ../shared/data/eval to score.")
+@click.option("--limit", type=int, default=None, help="Use only the first N images of each set (quick checks).")
+@click.option("--seed", default=0, show_default=True, type=int, help="Mask seed (one fixed mask per image per bucket).")
+@click.option("--batch-size", default=8, show_default=True, type=int)
+@click.option("--ensemble", type=click.Choice(["2", "4", "8"]), default=None, help="Also score each learned method as a self-ensemble of this many views (as NAME-xN).")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=Path("bench-out/quality.json"), show_default=True)
+def main(methods: str, checkpoints: tuple[str, ...], labels: tuple[str, ...], sets: str, limit: int | None, seed: int, batch_size: int,
+         ensemble: str | None, json_path: Path) -> None:
+    import torch
+
+    from restore.data.datasets import centre_square, load_images
+    from restore.evaluation import (
+        PROTOCOL_SIZE,
+        evaluate,
+        format_table,
+        protocol_mask_sets,
+        protocol_strategy,
+    )
+    from restore.models.ensemble import SelfEnsemble
+    from restore.models.registry import METHODS, resolve_checkpoint
+    from restore.paths import file_digest, shared_data_dir
+
+    torch.set_grad_enabled(False)
+    names = [name.strip() for name in methods.split(",") if name.strip()]
+    names += [b for b in BASELINES if b not in names]
+    unknown = [name for name in names if name not in METHODS]
+    if unknown:
+        raise click.BadParameter(f"unknown method(s) {', '.join(unknown)}; known: {', '.join(METHODS)}", param_hint="'--methods'")
+    given = {name: Path(path) for name, path in _pairs(checkpoints, "--checkpoint").items()}
+    runs: dict[str, tuple[str, Path | None]] = {name: (name, resolve_checkpoint(name, given.get(name))) for name in names}
+    for label, target in _pairs(labels, "--label").items():
+        method, _, path = target.partition(":")
+        if method not in METHODS or not path:
+            raise click.BadParameter(f"expected NAME=METHOD:PATH with a registered method, got {label}={target}", param_hint="'--label'")
+        runs[label] = (method, Path(path))
+    inpainters = {label: METHODS[method].loader(path, "cpu") for label, (method, path) in runs.items()}
+    learned = [label for label, (method, _) in runs.items() if method not in BASELINES]
+    if ensemble is not None:
+        for label in list(learned):
+            inpainters[f"{label}-x{ensemble}"] = SelfEnsemble(inpainters[label], int(ensemble))
+            runs[f"{label}-x{ensemble}"] = runs[label]
+            learned.append(f"{label}-x{ensemble}")
+    report: dict = {
+        "methods": {label: {"method": method, "checkpoint": str(path) if path else None, "checkpoint_digest": file_digest(path),
+                            "ensemble": int(label.rsplit("-x", 1)[1]) if "-x" in label else 1,
+                            "bf16": bool(getattr(inpainters[label], "bf16", False))}
+                    for label, (method, path) in runs.items()},
+        "seed": seed, "threads": torch.get_num_threads(), "torch": torch.__version__, "machine": platform.machine(), "sets": {},
+    }
+    for name in sets.split(","):
+        folder = shared_data_dir() / "eval" / name
+        if not folder.is_dir():
+            raise click.ClickException(f"evaluation set not found: {folder}")
+        _, photos = load_images(folder)
+        photos = photos[:limit] if limit else photos
+        images = [centre_square(photo, PROTOCOL_SIZE) for photo in photos]
+        masks = protocol_mask_sets(len(images), PROTOCOL_SIZE, seed=seed)
+        results, seconds = {}, {}
+        for label, inpainter in inpainters.items():
+            strategy, size = protocol_strategy(runs[label][0])
+            began = time.perf_counter()
+            results[label] = evaluate(inpainter, images, masks, batch_size=batch_size, strategy=strategy, size=size)
+            seconds[label] = time.perf_counter() - began
+        report["sets"][name] = {"images": len(images), "results": results, "seconds": seconds}
+        click.echo(f"\n### {name} ({len(images)} images, 256² centre crops; SWD ×10³ and detail ratio inside the hole)\n")
+        click.echo(format_table(results))
+        if learned:
+            click.echo("\n" + "\n".join(_margins(results, learned, list(masks))))
+        click.echo("\nseconds: " + ", ".join(f"{label} {value:.1f}" for label, value in seconds.items()))
+    json_path.parent.mkdir(parents=True, exist_ok=True)
+    json_path.write_text(json.dumps(report, indent=1))
+    click.echo(f"\nwrote {json_path}")
+
+
+if __name__ == "__main__":
+    main()

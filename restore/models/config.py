@@ -1,0 +1,28 @@
+"""Method configs as plain data: every method's config is a frozen dataclass (DESIGN §3).
+
+No base class and no inheritance: these two functions are all the generic code needs
+(checkpoints store ``config_to_dict``; ``config_from_dict`` rebuilds and rejects unknown
+keys, so a typo in a TOML file or a checkpoint of another version is an error, not a default).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any
+
+__all__ = ["config_from_dict", "config_to_dict"]
+
+
+def config_to_dict(config: Any) -> dict[str, Any]:
+    """A config dataclass as a plain dict (what checkpoints store)."""
+    return dataclasses.asdict(config)
+
+
+def config_from_dict(config_class: type, values: Mapping[str, Any]) -> Any:
+    """Build a config dataclass from a dict (a checkpoint's, a TOML file's), rejecting unknown keys."""
+    known = {f.name for f in dataclasses.fields(config_class)}
+    unknown = set(values) - known
+    if unknown:
+        raise ValueError(f"unknown {config_class.__name__} keys: {', '.join(sorted(unknown))}")
+    return config_class(**values)

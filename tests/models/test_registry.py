@@ -1,0 +1,62 @@
+"""The method record: the only list of methods, read lazily."""
+
+from __future__ import annotations
+
+import pickle
+import subprocess
+import sys
+
+import pytest
+
+from restore.models.registry import (
+    METHODS,
+    Method,
+    build,
+    get_method,
+    register,
+    strategy_help,
+    trainable_methods,
+)
+
+
+def test_records_name_their_code_and_build_configs() -> None:
+    csa = get_method("csa")
+    assert csa.trainable and csa.needs_weights and csa.native_size == 256 and csa.default_strategy == "subsample"
+    assert csa.ship_modules == ("generator",) and csa.piece_size == 256
+    config = build("csa", width=8)
+    assert config.width == 8 and config == csa.config_class()(width=8)
+    with pytest.raises(ValueError, match="unknown CSAConfig keys: colour"):
+        build("csa", colour=1)
+    with pytest.raises(KeyError, match="unknown method 'deepfillv9'; known: csa, telea, ns"):
+        build("deepfillv9")
+    telea = get_method("telea")
+    assert not telea.trainable and telea.native_size is None and telea.piece_size == 256 and telea.default_strategy == "whole"
+    assert trainable_methods() == ["csa"] and "subsample for csa" in strategy_help() and "whole for telea, ns" in strategy_help()
+
+
+def test_a_records_loader_is_picklable_for_dask_workers() -> None:
+    for method in METHODS.values():
+        loader = pickle.loads(pickle.dumps(method.loader))
+        assert callable(loader)
+    assert pickle.loads(pickle.dumps(get_method("telea").loader))(None, "cpu").name == "telea"
+
+
+def test_records_are_checked_and_registration_needs_replace(monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(ValueError, match="unknown default strategy"):
+        Method("x", "x", load="a:b", default_strategy="zoom")
+    with pytest.raises(ValueError, match="needs a network or a load function"):
+        Method("x", "x")
+    with pytest.raises(ValueError, match="needs a config class"):
+        Method("x", "x", load="a:b", trainer="a:T")
+    monkeypatch.setattr("restore.models.registry.METHODS", dict(METHODS))
+    from restore.models import registry
+
+    with pytest.raises(ValueError, match="registered already"):
+        register(Method("telea", "again", load="a:b"))
+    register(Method("telea", "again", load="restore.models.classical:load_telea"), replace=True)
+    assert registry.METHODS["telea"].summary == "again"
+
+
+def test_the_registry_imports_no_torch() -> None:
+    code = "import sys; import restore.models.registry as r; r.strategy_help(); print('torch' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"
