@@ -119,10 +119,15 @@ def restore_images(
     with torch.no_grad():
         while batch := list(islice(stream, batch_size)):
             inputs = [restorer.extract(piece) for restorer, piece in batch]
-            image = torch.from_numpy(np.stack([pixels for pixels, _ in inputs]))
-            mask = torch.from_numpy(np.stack([hole for _, hole in inputs]))
+            image = torch.from_numpy(_stacked([pixels for pixels, _ in inputs]))
+            mask = torch.from_numpy(_stacked([hole for _, hole in inputs]))
             del inputs
             restored = inpainter.inpaint(image, mask).detach().to("cpu", torch.float32).numpy()
             for (restorer, piece), result in zip(batch, restored, strict=True):
                 restorer.put(piece, result)
     return [restorer.finish() for restorer in restorers]
+
+
+def _stacked(arrays: list[np.ndarray]) -> np.ndarray:
+    """``np.stack(arrays)``, without a copy for a batch of one (a whole large photo)."""
+    return arrays[0][None] if len(arrays) == 1 else np.stack(arrays)

@@ -1,7 +1,7 @@
 """Polyphase sub-sampling of large images (DESIGN §8, after DeepGIN): the default strategy.
 
-An image with a side longer than ``size`` (256) is cut into ``kh × kw`` sub-images, with
-``kh = ⌈H / size⌉`` and ``kw = ⌈W / size⌉``: pixel (i, j) of sub-image (a, b) is pixel
+An image with a side longer than ``size`` (the method's native size: 256 for CSA) is cut
+into ``kh × kw`` sub-images, with ``kh = ⌈H / size⌉`` and ``kw = ⌈W / size⌉``: pixel (i, j) of sub-image (a, b) is pixel
 (a + kh·i, b + kw·j) of the image. Where a side is not a multiple of its factor the image is
 first extended to ``kh·⌈H/kh⌉ × kw·⌈W/kw⌉`` by reflection (``numpy.pad(mode="reflect")``:
 the pad is at most k − 1 < the side); the hole mask is reflected with it, so a padded pixel
@@ -27,8 +27,10 @@ import numpy as np
 
 from restore.inference.pixels import colour_channels, from_model, to_model
 
-#: The model's native side: sub-images are at most this large.
+#: The default native side (CSA's): sub-images are at most this large.
 SIZE = 256
+#: Rows of a restored piece converted back to archive pixels at a time.
+BLOCK_ROWS = 512
 
 
 def factors(height: int, width: int, size: int = SIZE) -> tuple[int, int]:
@@ -125,7 +127,7 @@ class SubsampleRestorer:
     Args:
         image: the archive pixels (uint8/uint16, C in {1, 3, 4}).
         holes: True = hole.
-        size: largest sub-image side (256).
+        size: largest sub-image side (the method's native size).
 
     Shape:
         image: (H, W, C); holes: (H, W).
@@ -184,9 +186,12 @@ class SubsampleRestorer:
         a, b = piece
         kh, kw = self.k
         target = self.out[a::kh, b::kw]
+        holes = self.holes[a::kh, b::kw]
         rows, cols = target.shape[:2]
-        values = from_model(restored[:, :rows, :cols].transpose(1, 2, 0), self.out.dtype, self.out.shape[-1])
-        np.copyto(target[..., : self._colours], values, where=self.holes[a::kh, b::kw][..., None])
+        for top in range(0, rows, BLOCK_ROWS):  # in bands: a whole large photo's float temporaries would be several GiB
+            bottom = min(rows, top + BLOCK_ROWS)
+            values = from_model(restored[:, top:bottom, :cols].transpose(1, 2, 0), self.out.dtype, self.out.shape[-1])
+            np.copyto(target[top:bottom, :, : self._colours], values, where=holes[top:bottom, :, None])
 
     def finish(self) -> np.ndarray:
         """The restored image (known pixels are the input's).

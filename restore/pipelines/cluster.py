@@ -102,8 +102,9 @@ def _probe(address: str, timeout: float) -> None:
 def default_workers_threads(workers: int | None, threads: int | None) -> tuple[int, int]:
     """Defaults of the embedded cluster: one worker; torch threads = usable cores / workers.
 
-    One worker keeps memory bounded whatever the image size (an 8192² photo needs about
-    0.6 GiB in its worker and 1.2 GiB in the writing client); several single-threaded
+    One worker keeps memory bounded whatever the image size (an 8192² photo with Telea: a
+    peak of 1.8–3.3 GiB for the whole process tree, client included, depending on the
+    photo and its holes; see ``benchmarks/batch.py`` and the slow test); several single-threaded
     workers are faster on many small images (see ``benchmarks/batch.py``).
     """
     cores = usable_cores()

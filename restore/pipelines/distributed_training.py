@@ -1,7 +1,8 @@
 """Data-parallel training ranks on the workers of a Dask cluster (``restore train --scheduler``).
 
-:func:`train_on_dask` runs a :class:`~restore.training.job.TrainJob` with one rank per worker (the first ``nprocs`` workers by address); rank 0's worker hosts the
-process group's rendezvous. The run folder and the photos must be at the same paths on
+:func:`train_on_dask` runs a :class:`~restore.training.job.TrainJob` with one rank per
+worker (the first ``nprocs`` workers by address); rank 0's worker hosts the process group's
+rendezvous. The run folder and the photos must be at the same paths on
 every worker (a shared file system). When a rank fails, the run ends with its error at
 once; ranks stuck in a collective give up after the process group's timeout.
 """
