@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -150,7 +151,7 @@ def start_modules(method_name: str, initial: dict) -> dict[str, dict]:
 
 
 def train_process(job: TrainJob, ranks: Ranks, start: dict | None = None, initial: dict | None = None,
-                  init_method: str | None = None, report: Any = None) -> int:
+                  init_method: str | None = None, report: Callable[[str], None] | None = None) -> int:
     """Train as one process of ``ranks`` (rank 0 of 1 without data parallelism).
 
     Args:
