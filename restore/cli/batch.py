@@ -18,7 +18,7 @@ from restore.models.registry import STRATEGIES, strategy_help
 @click.option("--masks", "masks_spec", required=True, type=click.Path(exists=True, path_type=Path), help="Mask folder (KEY.png / KEY_mask.png), one mask file for all, or a mask archive.")
 @click.option("--output", "output_path", type=click.Path(path_type=Path), help="Output archive [default: INPUT.restored.zarr beside the input]; an existing one is resumed.")
 @click.option("--method", default="csa", show_default=True, type=MethodChoice(), help=f"Inpainting method: {MethodChoice.summary()} (see `restore methods`).")
-@click.option("--checkpoint", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Weights [default: the method's shipped checkpoint].")
+@click.option("--checkpoint", type=click.Path(dir_okay=False, path_type=Path), help="Weights: a file, or the name of one shipped in the package (see `restore methods`) [default: the method's shipped checkpoint].")
 @device_option
 @click.option("--workers", type=click.IntRange(min=1), help="Worker processes of the embedded cluster [default: 1; more are faster on many small images, at about 0.4 GiB each].")
 @click.option("--threads-per-worker", type=click.IntRange(min=1), help="Torch threads per worker [default: cores / workers].")

@@ -18,7 +18,7 @@ def methods() -> None:
         if not method.needs_weights:
             weights = "not needed"
         elif method.shipped_checkpoint is not None:
-            weights = f"shipped ({method.shipped_checkpoint.name})"
+            weights = f"shipped ({method.shipped_checkpoint.name}" + "".join(f"; {p.stem}" for p in method.shipped_variants) + ")"
         else:
             weights = "none shipped (--checkpoint)"
         size = f"{method.native_size}²" if method.native_size else "any"

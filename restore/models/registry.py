@@ -104,6 +104,11 @@ class Method:
         return path if path.is_file() else None
 
     @property
+    def shipped_variants(self) -> list[Path]:
+        """Other checkpoints of the method that ship in the package (``NAME-VARIANT.pt``), by name."""
+        return sorted(WEIGHTS_DIR.glob(f"{self.name}-*.pt"))
+
+    @property
     def piece_size(self) -> int:
         """The side of the pieces ``subsample``/``tile`` cut large images into."""
         return self.native_size or DEFAULT_PIECE_SIZE
@@ -211,13 +216,27 @@ class MissingWeightsError(RuntimeError):
     """A method needs weights and none were given or shipped."""
 
 
-def resolve_checkpoint(name: str, checkpoint: Path | None) -> Path | None:
-    """The checkpoint a run of ``name`` uses: the given one, else the shipped one."""
+def resolve_checkpoint(name: str, checkpoint: Path | str | None) -> Path | None:
+    """The checkpoint a run of ``name`` uses: the given file, a shipped weights file named
+    without its folder (``csa-psnr`` or ``csa-psnr.pt``: see :attr:`Method.shipped_variants`),
+    else the method's shipped checkpoint.
+
+    Raises:
+        MissingWeightsError: nothing given and nothing shipped, or a name that is neither a
+            file nor a shipped weights file.
+    """
     method = get_method(name)
     if not method.needs_weights:
         return None
     if checkpoint is not None:
-        return Path(checkpoint)
+        path = Path(checkpoint)
+        if path.is_file():
+            return path
+        for shipped in (WEIGHTS_DIR / path.name, WEIGHTS_DIR / f"{path.name}.pt"):
+            if path.parent == Path(".") and shipped.is_file() and shipped.suffix == ".pt":
+                return shipped
+        variants = ", ".join(p.stem for p in [*filter(None, [method.shipped_checkpoint]), *method.shipped_variants])
+        raise MissingWeightsError(f"{checkpoint}: no such file, nor a shipped weights file" + (f" (shipped: {variants})" if variants else ""))
     if method.shipped_checkpoint is None:
         raise MissingWeightsError(
             f"method {name!r} has no shipped checkpoint; train one with "

@@ -60,3 +60,23 @@ def test_records_are_checked_and_registration_needs_replace(monkeypatch: pytest.
 def test_the_registry_imports_no_torch() -> None:
     code = "import sys; import restore.models.registry as r; r.strategy_help(); print('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"
+
+
+def test_checkpoints_by_file_or_by_shipped_name(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from restore.models import registry
+
+    monkeypatch.setattr(registry, "WEIGHTS_DIR", tmp_path / "weights")
+    (tmp_path / "weights").mkdir()
+    with pytest.raises(registry.MissingWeightsError, match="no shipped checkpoint"):
+        registry.resolve_checkpoint("csa", None)
+    for name in ("csa.pt", "csa-psnr.pt"):
+        (tmp_path / "weights" / name).write_bytes(b"x")
+    mine = tmp_path / "mine.pt"
+    mine.write_bytes(b"x")
+    assert registry.resolve_checkpoint("csa", None) == tmp_path / "weights" / "csa.pt"
+    assert registry.resolve_checkpoint("csa", mine) == mine
+    assert registry.resolve_checkpoint("csa", "csa-psnr") == registry.resolve_checkpoint("csa", "csa-psnr.pt") == tmp_path / "weights" / "csa-psnr.pt"
+    assert get_method("csa").shipped_variants == [tmp_path / "weights" / "csa-psnr.pt"]
+    with pytest.raises(registry.MissingWeightsError, match=r"csa-sharp: no such file, nor a shipped weights file \(shipped: csa, csa-psnr\)"):
+        registry.resolve_checkpoint("csa", "csa-sharp")
+    assert registry.resolve_checkpoint("telea", "anything") is None
