@@ -76,6 +76,32 @@ def ralsgan_generator_loss(real: Tensor, fake: Tensor) -> Tensor:
     return ((fake - real.mean() - 1.0) ** 2).mean() + ((real - fake.mean() + 1.0) ** 2).mean()
 
 
+def patches_in(mask: Tensor, scores: Tensor) -> Tensor:
+    """Which of a patch discriminator's outputs see a hole: the hole mask max-pooled to the
+    scores' grid (a score's cell holds at least one hole pixel).
+
+    Shape:
+        mask: (B, 1, H, W), 1 = hole; scores: (B, C, h, w); returns (B, 1, h, w) float, 1 = sees the hole.
+    """
+    return F.adaptive_max_pool2d(mask.to(scores.dtype), scores.shape[-2:])
+
+
+def masked_ralsgan_discriminator_loss(real: Tensor, fake: Tensor, where: Tensor) -> Tensor:
+    """:func:`ralsgan_discriminator_loss` over the scores where ``where`` is 1 only (every score when none is).
+
+    Shape:
+        real, fake: (B, C, h, w); where: (B, 1, h, w); returns ().
+    """
+    weights = where.expand_as(real) if bool(where.any()) else torch.ones_like(real)
+    mean = lambda x: (x * weights).sum() / weights.sum()  # noqa: E731
+    return mean((real - mean(fake) - 1.0) ** 2) + mean((fake - mean(real) + 1.0) ** 2)
+
+
+def masked_ralsgan_generator_loss(real: Tensor, fake: Tensor, where: Tensor) -> Tensor:
+    """:func:`ralsgan_generator_loss` over the scores where ``where`` is 1 only (every score when none is)."""
+    return masked_ralsgan_discriminator_loss(fake, real, where)
+
+
 def gradient_penalty(
     critic: Callable[[Tensor], Tensor],
     real: Tensor,

@@ -103,3 +103,23 @@ def test_gradient_penalty_is_zero_for_a_one_lipschitz_critic_and_uses_the_compil
         finally:
             adversarial.masked_gradient_penalty = original
         assert calls == [1]
+
+
+def test_masked_ralsgan_scores_only_the_patches_that_see_the_hole() -> None:
+    from restore.losses.adversarial import (
+        masked_ralsgan_discriminator_loss,
+        masked_ralsgan_generator_loss,
+        patches_in,
+    )
+
+    mask = torch.zeros(2, 1, 16, 16)
+    mask[0, :, 0:4, 0:4] = 1  # the first cell of a 4×4 grid
+    where = patches_in(mask, torch.zeros(2, 1, 4, 4))
+    assert where.sum().item() == 1 and where[0, 0, 0, 0].item() == 1
+    real, fake = torch.randn(2, 1, 4, 4), torch.randn(2, 1, 4, 4)
+    r, f = real[0, 0, 0, 0], fake[0, 0, 0, 0]
+    assert masked_ralsgan_discriminator_loss(real, fake, where).item() == pytest.approx(float((r - f - 1) ** 2 + (f - r + 1) ** 2))
+    assert masked_ralsgan_generator_loss(real, fake, where).item() == pytest.approx(float((f - r - 1) ** 2 + (r - f + 1) ** 2))
+    # no hole anywhere: every score, as the plain loss
+    nowhere = torch.zeros_like(where)
+    assert masked_ralsgan_discriminator_loss(real, fake, nowhere).item() == pytest.approx(ralsgan_discriminator_loss(real, fake).item())

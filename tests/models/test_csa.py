@@ -164,7 +164,7 @@ def test_every_loss_reaches_the_generator() -> None:
     flow = grads_of(consistency)
     assert flow["refine_encoder"] > 0 and flow["refine_stem"] > 0 and flow["rough"] > 0
 
-    adversarial = trainer._adversarial(image, out["inpainted"], trainer.vgg(image)[0])
+    adversarial = trainer._adversarial(image, mask, out["inpainted"], trainer.vgg(image)[0])
     flow = grads_of(adversarial)
     assert flow["refine_encoder"] > 0 and flow["rough"] > 0
 
@@ -255,3 +255,16 @@ def test_vgg_weights_from_the_hub_cache_are_recorded_as_the_url(tmp_path, monkey
         vgg = VGGFeatures(weights)
         assert vgg.source == VGG16_URL
         assert all(torch.equal(vgg.features.state_dict()[key], value) for key, value in own.items())
+
+
+def test_adversarial_terms_in_the_hole_only_train_and_differ_from_every_patch() -> None:
+    image, mask = _batch(size=64)
+    losses = {}
+    for in_hole in (False, True):
+        torch.manual_seed(0)
+        config = CSAConfig(**SMALL, consistency_weight=0, feature_discriminator=False, discriminator_width=4, adversarial_in_hole=in_hole)
+        trainer = CSATrainer(config)
+        losses[in_hole] = trainer.train_step(0, [(image, mask)])
+        assert all(torch.isfinite(torch.tensor(v)) for v in losses[in_hole].values())
+    assert losses[True]["discriminator"] != losses[False]["discriminator"] and losses[True]["l1"] == losses[False]["l1"]
+    assert "patches that see the hole" in CSATrainer.describe_losses({**CSAConfig(adversarial_in_hole=True).__dict__})

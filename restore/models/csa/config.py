@@ -28,6 +28,9 @@ class CSAConfig:
         consistency_weight: λc, consistency loss weight (VGG-16 relu4_3).
         adversarial_weight: λd, relativistic-average LSGAN weight.
         feature_discriminator: use the VGG feature-patch discriminator as well.
+        adversarial_in_hole: score the discriminators' patches that see the hole only (our
+            addition; paper: every patch). A patch of known pixels is the same in the real
+            and the composited image, so averaging over it only dilutes both sides' losses.
         lr, beta1, beta2: Adam.
         ema_decay: keep an exponential moving average of the generator's weights with this
             decay (our addition; 0 disables it); the average is what is evaluated and shipped.
@@ -45,6 +48,7 @@ class CSAConfig:
     consistency_weight: float = 0.01
     adversarial_weight: float = 0.002
     feature_discriminator: bool = True
+    adversarial_in_hole: bool = False
     lr: float = 2e-4
     beta1: float = 0.5
     beta2: float = 0.999

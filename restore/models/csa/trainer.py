@@ -17,7 +17,13 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from restore.losses.adversarial import ralsgan_discriminator_loss, ralsgan_generator_loss
+from restore.losses.adversarial import (
+    masked_ralsgan_discriminator_loss,
+    masked_ralsgan_generator_loss,
+    patches_in,
+    ralsgan_discriminator_loss,
+    ralsgan_generator_loss,
+)
 from restore.losses.perceptual import masked_feature_l2
 from restore.losses.reconstruction import l1_loss, l2_loss
 from restore.models.csa.config import CSAConfig
@@ -90,7 +96,8 @@ class CSATrainer(GANTrainer):
             losses.append(f"consistency {config['consistency_weight']}")
         if config["adversarial_weight"] > 0:
             discriminators = "patch + feature-patch" if config["feature_discriminator"] else "patch"
-            losses.append(f"RaLSGAN {config['adversarial_weight']} ({discriminators}, width {config['discriminator_width']})")
+            where = ", patches that see the hole" if config.get("adversarial_in_hole") else ""
+            losses.append(f"RaLSGAN {config['adversarial_weight']} ({discriminators}, width {config['discriminator_width']}{where})")
         return ", ".join(losses)
 
     @property
@@ -114,15 +121,22 @@ class CSATrainer(GANTrainer):
         fake = out["inpainted"]
         terms: dict[str, Term] = {}
         with self.autocast():
-            terms["patch"] = (1.0, ralsgan_discriminator_loss(self.discriminator(_signed(images)).float(),
-                                                              self.discriminator(_signed(fake)).float()))
+            terms["patch"] = (1.0, self._relativistic(self.discriminator(_signed(images)).float(),
+                                                      self.discriminator(_signed(fake)).float(), masks, generator=False))
             if self.feature_discriminator is not None:
                 vgg_real = self._vgg_real(images)
                 with torch.no_grad():
                     vgg_fake = self._vgg(fake)
-                terms["feature"] = (1.0, ralsgan_discriminator_loss(self.feature_discriminator(vgg_real).float(),
-                                                                    self.feature_discriminator(vgg_fake).float()))
+                terms["feature"] = (1.0, self._relativistic(self.feature_discriminator(vgg_real).float(),
+                                                            self.feature_discriminator(vgg_fake).float(), masks, generator=False))
         return terms
+
+    def _relativistic(self, real: Tensor, fake: Tensor, masks: Tensor, generator: bool) -> Tensor:
+        """RaLSGAN of one discriminator's scores, over the patches that see the hole when the config says so."""
+        if self.config.adversarial_in_hole:
+            where = patches_in(masks, real)
+            return (masked_ralsgan_generator_loss if generator else masked_ralsgan_discriminator_loss)(real, fake, where)
+        return (ralsgan_generator_loss if generator else ralsgan_discriminator_loss)(real, fake)
 
     def generator_terms(self, images: Tensor, masks: Tensor, out: dict[str, Tensor], phase: str) -> dict[str, Term]:
         """L1 (and squared error) on both stages, consistency, RaLSGAN."""
@@ -136,7 +150,7 @@ class CSATrainer(GANTrainer):
         if config.consistency_weight > 0 and vgg_real is not None:
             terms["consistency"] = (config.consistency_weight, self._consistency(out, vgg_real))
         if self.discriminator is not None:
-            terms["adversarial"] = (config.adversarial_weight, self._adversarial(images, out["inpainted"], vgg_real))
+            terms["adversarial"] = (config.adversarial_weight, self._adversarial(images, masks, out["inpainted"], vgg_real))
         return terms
 
     def _consistency(self, out: dict[str, Tensor], vgg_real: Tensor) -> Tensor:
@@ -147,15 +161,15 @@ class CSATrainer(GANTrainer):
         hole = out["feature_hole"]
         return masked_feature_l2(csa, vgg_real, hole) + masked_feature_l2(twin, vgg_real, hole)
 
-    def _adversarial(self, images: Tensor, inpainted: Tensor, vgg_real: Tensor | None) -> Tensor:
+    def _adversarial(self, images: Tensor, masks: Tensor, inpainted: Tensor, vgg_real: Tensor | None) -> Tensor:
         assert self.discriminator is not None
         with self.autocast():
             with torch.no_grad():
                 real_logits = self.discriminator(_signed(images)).float()
-            loss = ralsgan_generator_loss(real_logits, self.discriminator(_signed(inpainted)).float())
+            loss = self._relativistic(real_logits, self.discriminator(_signed(inpainted)).float(), masks, generator=True)
             if self.feature_discriminator is not None and vgg_real is not None:
                 with torch.no_grad():
                     real_features = self.feature_discriminator(vgg_real).float()
                 fake_features = self.feature_discriminator(self._vgg(inpainted)).float()
-                loss = loss + ralsgan_generator_loss(real_features, fake_features)
+                loss = loss + self._relativistic(real_features, fake_features, masks, generator=True)
         return loss
