@@ -59,17 +59,18 @@ def _masks_for(out: Path, seed: int) -> str:
     return kind
 
 
-def _side_by_side(out: Path, keys: list[str], method: str, rows: int = 4) -> Path:
+def _side_by_side(out: Path, keys: list[str], labels: list[str], rows: int = 4) -> Path:
+    """masked input | each run of ``labels`` | original, one row per photo."""
     from restore.data.images import read_image, write_image
 
     lines = []
     for key in keys[:rows]:
         original = read_image(out / "photos" / f"{key}.png")[..., :3]
         hole = read_image(out / "masks" / f"{key}_mask.png")[..., 0] > 127
-        restored = read_image(out / f"restored-{method}" / f"{key}.png")[..., :3]
+        restored = [read_image(out / f"restored-{label}" / f"{key}.png")[..., :3] for label in labels]
         masked = original.copy()
         masked[hole] = 255
-        lines.append(np.concatenate([masked, restored, original], axis=1))
+        lines.append(np.concatenate([masked, *restored, original], axis=1))
     picture = out / "side_by_side.png"
     write_image(picture, np.concatenate(lines, axis=0), overwrite=True)
     return picture
@@ -105,7 +106,11 @@ def main(out: Path, count: int, seed: int) -> None:
 
     main_method = "csa" if METHODS["csa"].shipped_checkpoint is not None else "telea"
     runs = {main_method: [main_method]}  # label: method, then extra batch options
+    pictured = [main_method]
     if main_method == "csa":
+        for variant in METHODS["csa"].shipped_variants:  # e.g. csa-psnr, the fidelity-only weights
+            runs[variant.stem] = ["csa", "--checkpoint", variant.stem]
+            pictured.append(variant.stem)
         runs["csa-ensemble8"] = ["csa", "--ensemble", "8"]
     runs.update({m: [m] for m in ("telea", "ns") if m != main_method})
     tables = {}
@@ -116,12 +121,12 @@ def main(out: Path, count: int, seed: int) -> None:
         _run(["export", str(restored), str(out / f"restored-{label}")])
         _run(["-q", "eval", "--pred", str(restored), "--target", str(out / "photos.zarr"), "--masks", str(out / "masks"), "--report", str(out / f"eval-{label}")])
         tables[label] = (out / f"eval-{label}" / "metrics.md").read_text()
-    picture = _side_by_side(out, keys, main_method)
+    picture = _side_by_side(out, keys, pictured)
 
     click.echo(f"\n{len(keys)} photos, 256² centre crops, one '{kind}' hole each (20-30 % for nvidia).")
     for method, table in tables.items():
         click.echo(f"\n{method}:\n{table}")
-    click.echo(f"\nside-by-side (masked | {main_method} | original): {picture}")
+    click.echo(f"\nside-by-side (masked | {' | '.join(pictured)} | original): {picture}")
 
 
 if __name__ == "__main__":
