@@ -62,6 +62,10 @@ class OpenCVInpainter:
         if hole.all():
             height, width = hole.shape
             raise ValueError(f"{self.name}: no known pixel to fill the hole from (the mask covers all of the {height}x{width} input)")
+        if hole.shape[0] == 1:
+            # OpenCV reads memory it never wrote on images one row high (its output
+            # changes from call to call, NaN at times): fill two identical rows instead.
+            return self.inpaint_array(np.repeat(image, 2, axis=0), np.repeat(hole, 2, axis=0))[:1]
         mask8 = hole.astype(np.uint8) * 255
         if image.dtype == np.uint8:
             bgr = np.ascontiguousarray(image[..., ::-1])

@@ -101,3 +101,21 @@ def test_an_image_without_known_pixels_is_an_error(name: str) -> None:
     mask[1, 0, 0, 0] = 0  # one known pixel is enough to fill from
     out = OpenCVInpainter(name).inpaint(image, mask)
     assert torch.equal(out[1, :, 0, 0], image[1, :, 0, 0]) and torch.isfinite(out).all()
+
+
+@pytest.mark.parametrize("name", ["telea", "ns"])
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32])
+def test_images_one_row_high_are_filled_the_same_every_time(name: str, dtype: type) -> None:
+    """OpenCV alone is not deterministic on them (it reads memory it never wrote)."""
+    rng = np.random.default_rng(3)
+    top = {np.uint8: 255, np.uint16: 65535, np.float32: 1}[dtype]
+    image = (rng.random((1, 9, 3)) * top).astype(dtype)
+    hole = np.zeros((1, 9), bool)
+    hole[0, 2:6] = True
+    inpainter = OpenCVInpainter(name)
+    first = inpainter.inpaint_array(image, hole)
+    for _ in range(50):
+        _scratch = [rng.random(int(n)).astype(np.float32) * 1e30 for n in rng.integers(1, 3000, 3)]
+        again = inpainter.inpaint_array(image, hole)
+        np.testing.assert_array_equal(again, first)
+    assert np.isfinite(first.astype(np.float64)).all()
