@@ -487,12 +487,17 @@ def test_an_interrupted_run_says_how_far_it_got_and_exits_130(scheduler: str, sm
 def test_embedded_workers_are_started_ignoring_ctrl_c() -> None:
     from restore.pipelines.cluster import _workers_ignore_sigint
 
-    probe = [sys.executable, "-c", "import signal; print(signal.getsignal(signal.SIGINT) is signal.SIG_IGN)"]
-    with _workers_ignore_sigint():
-        inside = subprocess.run(probe, capture_output=True, text=True, check=True).stdout.strip()
-    assert inside == "True"
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
-    assert subprocess.run(probe, capture_output=True, text=True, check=True).stdout.strip() == "False"
+    # pytest started in the background inherits SIGINT ignored: start from the interactive default
+    launched_with = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        probe = [sys.executable, "-c", "import signal; print(signal.getsignal(signal.SIGINT) is signal.SIG_IGN)"]
+        with _workers_ignore_sigint():
+            inside = subprocess.run(probe, capture_output=True, text=True, check=True).stdout.strip()
+        assert inside == "True"
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        assert subprocess.run(probe, capture_output=True, text=True, check=True).stdout.strip() == "False"
+    finally:
+        signal.signal(signal.SIGINT, launched_with)
 
 
 def test_resume_refuses_an_input_or_masks_rewritten_since(scheduler: str, small, tmp_path: Path) -> None:
