@@ -23,11 +23,18 @@ $(PY):
 $(SPEC_FILE): FORCE | $(PY)
 	@echo '$(TORCH_SPEC)' | cmp -s - $@ || echo '$(TORCH_SPEC)' > $@
 
+# opencv-python-headless (what venvs made before the contrib build have) and our
+# opencv-contrib-python-headless install the same cv2 folder: with both, cv2 breaks. When the
+# former is there it goes, and the contrib build with it (its files may be half overwritten),
+# so that the install of the package lays one clean cv2.
 $(STAMP): $(SOURCES) $(SPEC_FILE) | $(PY)
 	$(PY) -m pip install -q --disable-pip-version-check setuptools wheel
 	if ! cmp -s $(SPEC_FILE) $(VENV)/.torch-installed; then \
 	  $(PY) -m pip uninstall -q -y torch; rm -rf build restore/_C*.so; \
 	  $(PY) -m pip install -q --disable-pip-version-check $(TORCH_SPEC) && cp $(SPEC_FILE) $(VENV)/.torch-installed; \
+	fi
+	if $(PY) -m pip show -q opencv-python-headless 2>/dev/null; then \
+	  $(PY) -m pip uninstall -q -y opencv-python-headless opencv-contrib-python-headless; \
 	fi
 	$(PY) -m pip install -q --disable-pip-version-check --no-build-isolation -e ".[dev]"
 	touch $(STAMP)
@@ -45,7 +52,7 @@ demo: venv
 bench: venv
 	$(PY) benchmarks/kernels.py
 	$(PY) benchmarks/speed.py --method csa --set width=64 --set max_channels=512
-	$(PY) benchmarks/quality.py --methods csa,telea,ns --ensemble 8
+	$(PY) benchmarks/quality.py --methods csa --ensemble 8
 	OMP_NUM_THREADS=1 $(PY) benchmarks/batch.py
 
 # Keep training the shipped CSA model: resumes $(CSA_RUN) when it exists, else starts a new run
