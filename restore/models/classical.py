@@ -1,4 +1,9 @@
-"""Classical baselines: OpenCV's Telea and Navier-Stokes inpainting (no weights)."""
+"""Classical baselines: OpenCV's Telea and Navier-Stokes inpainting (no weights).
+
+:class:`ArrayInpainter` is the batch side every OpenCV method shares (8-bit archives as uint8,
+anything else as float32; known pixels pasted back exactly); :mod:`restore.models.xphoto`
+builds the contrib methods on it.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +17,66 @@ from restore.models.base import check_inputs
 TOP_16 = 65535
 
 
-class OpenCVInpainter:
+class ArrayInpainter:
+    """An inpainter that fills one image at a time as an array, behind the
+    :class:`~restore.models.base.Inpainter` contract.
+
+    Subclasses set ``name`` and write :meth:`inpaint_array`. :meth:`inpaint` hands it each
+    image of a batch as uint8 when every value is on the 8-bit grid (an 8-bit archive), else
+    as float32 in [0, 1], and pastes the known pixels back exactly.
+    """
+
+    name: str
+
+    def inpaint_array(self, image: np.ndarray, hole: np.ndarray) -> np.ndarray:
+        """Inpaint one image: (H, W, 3) uint8, uint16 or float32, ``hole`` (H, W) nonzero = hole;
+        returns the same dtype and shape."""
+        raise NotImplementedError
+
+    def check_hole(self, hole: np.ndarray) -> np.ndarray:
+        """``hole`` as bool.
+
+        Raises:
+            ValueError: the hole covers the whole image (nothing to fill it from).
+
+        Shape:
+            hole: (H, W), nonzero = hole; returns (H, W) bool.
+        """
+        hole = np.asarray(hole) > 0
+        if hole.all():
+            height, width = hole.shape
+            raise ValueError(f"{self.name}: no known pixel to fill the hole from (the mask covers all of the {height}x{width} input)")
+        return hole
+
+    @torch.no_grad()
+    def inpaint(self, image: Tensor, mask: Tensor) -> Tensor:
+        """Fill the holes of a batch.
+
+        Raises:
+            ValueError: an image of the batch has no known pixel.
+
+        Shape:
+            image: (B, 3, H, W) in [0, 1]; mask: (B, 1, H, W), 1 = hole; returns (B, 3, H, W).
+        """
+        check_inputs(image, mask)
+        out = torch.empty_like(image)
+        images = image.detach().to("cpu", torch.float32).permute(0, 2, 3, 1).numpy()
+        holes = (mask.detach().cpu()[:, 0] > 0.5).numpy()
+        for b in range(image.shape[0]):
+            as_8bit = _on_8bit_grid(images[b])
+            if as_8bit is not None:
+                filled = self.inpaint_array(as_8bit, holes[b])
+                del as_8bit
+                out[b].copy_(torch.from_numpy(filled).permute(2, 0, 1)).div_(255.0)  # converted in place: no float copy
+            else:
+                filled = self.inpaint_array(images[b], holes[b])
+                out[b].copy_(torch.from_numpy(filled).permute(2, 0, 1))
+            del filled
+        # composite(), in place: no image-sized float copy on top of ``out`` (large photos)
+        return torch.where(mask > 0.5, out.clamp_(0.0, 1.0), image, out=out)
+
+
+class OpenCVInpainter(ArrayInpainter):
     """OpenCV ``cv2.inpaint`` behind the :class:`~restore.models.base.Inpainter` contract.
 
     Images whose values are exact multiples of 1/255 (everything that came from
@@ -58,10 +122,7 @@ class OpenCVInpainter:
         """
         import cv2
 
-        hole = np.asarray(hole) > 0
-        if hole.all():
-            height, width = hole.shape
-            raise ValueError(f"{self.name}: no known pixel to fill the hole from (the mask covers all of the {height}x{width} input)")
+        hole = self.check_hole(hole)
         if hole.shape[0] == 1:
             # OpenCV reads memory it never wrote on images one row high (its output
             # changes from call to call, NaN at times): fill two identical rows instead.
@@ -90,33 +151,6 @@ class OpenCVInpainter:
             for c in range(image.shape[-1])
         ]
         return np.stack(channels, axis=-1)
-
-    @torch.no_grad()
-    def inpaint(self, image: Tensor, mask: Tensor) -> Tensor:
-        """Fill the holes of a batch.
-
-        Raises:
-            ValueError: an image of the batch has no known pixel.
-
-        Shape:
-            image: (B, 3, H, W) in [0, 1]; mask: (B, 1, H, W), 1 = hole; returns (B, 3, H, W).
-        """
-        check_inputs(image, mask)
-        out = torch.empty_like(image)
-        images = image.detach().to("cpu", torch.float32).permute(0, 2, 3, 1).numpy()
-        holes = (mask.detach().cpu()[:, 0] > 0.5).numpy()
-        for b in range(image.shape[0]):
-            as_8bit = _on_8bit_grid(images[b])
-            if as_8bit is not None:
-                filled = self.inpaint_array(as_8bit, holes[b])
-                del as_8bit
-                out[b].copy_(torch.from_numpy(filled).permute(2, 0, 1)).div_(255.0)  # converted in place: no float copy
-            else:
-                filled = self.inpaint_array(images[b], holes[b])
-                out[b].copy_(torch.from_numpy(filled).permute(2, 0, 1))
-            del filled
-        # composite(), in place: no image-sized float copy on top of ``out`` (large photos)
-        return torch.where(mask > 0.5, out.clamp_(0.0, 1.0), image, out=out)
 
 
 #: Rows converted at a time by :func:`_on_8bit_grid` (bounds its temporaries on large photos).

@@ -33,6 +33,11 @@ DEFAULT_PIECE_SIZE = 256
 
 Loader = Callable[[Path | None, str], "Inpainter"]
 
+#: Size limits of the xphoto methods under ``--strategy whole`` (README "Methods": measured times).
+FSR_MAX_PIXELS = 4096 * 4096
+FSR_BEST_MAX_PIXELS = 1024 * 1024
+SHIFTMAP_MAX_PIXELS = 4096 * 4096
+
 
 def import_target(target: str) -> Any:
     """The object a ``"package.module:attribute"`` string names (imported now)."""
@@ -69,6 +74,11 @@ class Method:
         training_masks: default ``restore train --masks`` kinds (None: the loop's default mix).
         smoke_config: config overrides giving a network small enough to train a step in about
             a second (the contract tests train and restore every method with it).
+        max_pixels: the largest image (height × width) ``restore batch`` gives the method whole
+            (``--strategy whole``) unless ``--allow-large`` is passed: beyond it one image takes
+            hours; None for no limit.
+        slow: inference takes tens of seconds per 256² image or more: the contract tests run the
+            method only under ``-m slow``.
     """
 
     name: str
@@ -83,6 +93,8 @@ class Method:
     needs_weights: bool = False
     training_masks: tuple[str, ...] | None = None
     smoke_config: Mapping[str, Any] = field(default_factory=dict)
+    max_pixels: int | None = None
+    slow: bool = False
 
     def __post_init__(self) -> None:
         if self.default_strategy not in STRATEGIES:
@@ -166,6 +178,15 @@ METHODS: dict[str, Method] = {
                load="restore.models.classical:load_telea", default_strategy="whole"),
         Method("ns", "OpenCV Navier-Stokes (radius 3), classical baseline",
                load="restore.models.classical:load_ns", default_strategy="whole"),
+        Method("fsr", "OpenCV contrib frequency-selective reconstruction (Genser et al. 2018), fast profile: "
+                      "the highest classical PSNR, best on thin damage (scratches, small holes); seconds per 256² image",
+               load="restore.models.xphoto:load_fsr", default_strategy="whole", max_pixels=FSR_MAX_PIXELS),
+        Method("fsr-best", "OpenCV contrib frequency-selective reconstruction, best profile: a little more PSNR "
+                           "than fsr at about 20 times its time (most of a minute per 256² image)",
+               load="restore.models.xphoto:load_fsr_best", default_strategy="whole", max_pixels=FSR_BEST_MAX_PIXELS, slow=True),
+        Method("shiftmap", "OpenCV contrib shift-map (He & Sun 2012): copies real texture from elsewhere in the image, "
+                           "the lowest classical SWD, but a low PSNR; seconds per 256² image",
+               load="restore.models.xphoto:load_shiftmap", default_strategy="whole", max_pixels=SHIFTMAP_MAX_PIXELS),
     ]
 }
 

@@ -1,8 +1,9 @@
 """The inference contract, for every registered method (DESIGN §1, §12).
 
 Parametrised over :data:`restore.models.registry.METHODS` at collection time: adding a
-record adds the method here. A method with a shipped checkpoint is tested with it; a
-trainable one without, with a freshly trained smoke checkpoint (:func:`helpers.smoke_checkpoint`).
+record adds the method here (a record marked ``slow`` runs under ``-m slow`` only). A method
+with a shipped checkpoint is tested with it; a trainable one without, with a freshly trained
+smoke checkpoint (:func:`helpers.smoke_checkpoint`).
 Inpainters run in float32 here (``RESTORE_BF16=0``) so results can be compared bit for bit.
 """
 
@@ -23,7 +24,8 @@ from restore.data.archive import open_archive
 from restore.models.base import Inpainter
 from restore.models.registry import METHODS, get_method
 
-NAMES = list(METHODS)
+#: Every method; the slow ones (``fsr-best``: most of a minute per 256² image) run only under ``-m slow``.
+NAMES = [pytest.param(name, marks=pytest.mark.slow) if method.slow else name for name, method in METHODS.items()]
 
 
 @functools.cache
@@ -124,7 +126,7 @@ def scheduler():
 def test_grey_16_bit_and_rgba_images_through_restore_batch(name: str, weights_folder: str, scheduler: str, tmp_path: Path,
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     method = get_method(name)
-    side = method.piece_size
+    side = method.native_size or 64  # methods of any size take images whole: small ones do (FSR, shift-map: seconds on 256²)
     images = {
         "grey8": make_images(1, side // 2 + 3, side // 2 + 7, channels=1, seed=1)["img00"],
         "rgb16": make_images(1, side + 5, side + 9, dtype=np.uint16, seed=2)["img00"],  # larger than the native size

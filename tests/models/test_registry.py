@@ -27,7 +27,7 @@ def test_records_name_their_code_and_build_configs() -> None:
     assert config.width == 8 and config == csa.config_class()(width=8)
     with pytest.raises(ValueError, match="unknown CSAConfig keys: colour"):
         build("csa", colour=1)
-    with pytest.raises(KeyError, match="unknown method 'deepfillv9'; known: csa, telea, ns"):
+    with pytest.raises(KeyError, match="unknown method 'deepfillv9'; known: csa, telea, ns, fsr, fsr-best, shiftmap"):
         build("deepfillv9")
     telea = get_method("telea")
     assert not telea.trainable and telea.native_size is None and telea.piece_size == 256 and telea.default_strategy == "whole"
