@@ -32,3 +32,9 @@ def preview(keys: Sequence[str], limit: int = PREVIEW) -> str:
     """``'a', 'b' and 3 more`` for messages."""
     shown = ", ".join(repr(key) for key in keys[:limit])
     return shown + (f" and {len(keys) - limit} more" if len(keys) > limit else "")
+
+
+def megapixels(pixels: int) -> str:
+    """A pixel count for messages: ``16777216`` → ``4096² (16.8 MP)``, ``1500000`` → ``1.5 MP``."""
+    side = round(pixels**0.5)
+    return f"{side}² ({pixels / 1e6:.3g} MP)" if side * side == pixels else f"{pixels / 1e6:.3g} MP"

@@ -29,6 +29,7 @@ from restore.models.registry import STRATEGIES, strategy_help
 @click.option("--skip-missing", is_flag=True, help="Leave out images without a mask (listed) instead of failing.")
 @click.option("--resize-masks", is_flag=True, help="Resize masks of another size to each image (nearest).")
 @click.option("--dilate", default=0, show_default=True, type=click.IntRange(min=0), help="Grow every hole by this many pixels.")
+@click.option("--allow-large", is_flag=True, help="Restore images over the method's size limit whole all the same (fsr, fsr-best, shiftmap: beyond it one image takes hours; see `restore methods`).")
 @click.option("--ensemble", default="1", show_default=True, type=click.Choice([str(n) for n in ENSEMBLE_SIZES]), help="Average the fills of N mirrored/transposed views of each image (self-ensemble): N times the model calls for a slightly better fill from a network such as CSA.")
 def batch(
     input_path: Path,
@@ -47,6 +48,7 @@ def batch(
     resize_masks: bool,
     dilate: int,
     ensemble: str,
+    allow_large: bool,
 ) -> None:
     """Fill the holes of every image of --input and write them to --output.
 
@@ -109,7 +111,7 @@ def batch(
             input_path, masks_spec, output=output_path, method=method, checkpoint=checkpoint,
             device=worker_device, threads=threads, batch_size=batch_size, overwrite=overwrite,
             strategy=strategy, skip_missing=skip_missing, resize_masks=resize_masks, dilate=dilate,
-            ensemble=int(ensemble), bar=mask_bar,
+            ensemble=int(ensemble), allow_large=allow_large, bar=mask_bar,
         )  # fmt: skip
     except PlanError as error:
         raise click.BadParameter(str(error), param_hint=f"'{error.option}'") from None

@@ -11,6 +11,7 @@ def methods() -> None:
     from rich.console import Console
     from rich.table import Table
 
+    from restore.messages import megapixels
     from restore.models.registry import METHODS
 
     table = Table("method", "weights", "trainable", "native size", "large images", "description")
@@ -22,5 +23,9 @@ def methods() -> None:
         else:
             weights = "none shipped (--checkpoint)"
         size = f"{method.native_size}²" if method.native_size else "any"
-        table.add_row(method.name, weights, "yes" if method.trainable else "no", size, method.default_strategy, method.summary)
+        large = method.default_strategy
+        if method.max_pixels is not None:
+            large += f", at most {megapixels(method.max_pixels)} unless --allow-large"
+        table.add_row(method.name, weights, "yes" if method.trainable else "no", size, large, method.summary)
     Console(width=200).print(table)
+

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from restore.inference.restoration import pieces_per_image
-from restore.messages import one_line, preview
+from restore.messages import megapixels, one_line, preview
 from restore.models.ensemble import ENSEMBLE_SIZES
 from restore.models.registry import DEFAULT_PIECE_SIZE, STRATEGIES
 from restore.paths import tree_fingerprint
@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from restore.data.archive import Archive
     from restore.data.masks import MaskSource
     from restore.data.output_archive import OutputArchive
+    from restore.models.registry import Method
 
 
 class PlanError(ValueError):
@@ -194,6 +195,20 @@ def _check_checkpoint(path: Path, method: str) -> None:
         raise PlanError(f"{path} is a {trained!r} checkpoint, not {method!r}", "--checkpoint")
 
 
+def _check_size_limit(method: Method, keys: Sequence[str], shapes: dict[str, tuple[int, int]]) -> None:
+    """Refuse images larger than the method's limit for ``--strategy whole`` (hours each)."""
+    if method.max_pixels is None:
+        return
+    over = [key for key in keys if shapes[key][0] * shapes[key][1] > method.max_pixels]
+    if over:
+        height, width = shapes[over[0]]
+        raise PlanError(
+            f"{len(over)} image(s) are over {method.name}'s limit of {megapixels(method.max_pixels)} for --strategy whole "
+            f"({over[0]}: {height}x{width}; hours each): pass --allow-large to restore them whole anyway, or --strategy tile",
+            "--method",
+        )
+
+
 def prepare_batch(
     input_path: Path,
     masks_spec: Path,
@@ -210,6 +225,7 @@ def prepare_batch(
     resize_masks: bool = False,
     dilate: int = 0,
     ensemble: int = 1,
+    allow_large: bool = False,
     bar: Callable[..., Any] | None = None,
 ) -> BatchPlan:
     """Validate a run and plan its tasks; nothing is written and no cluster is started.
@@ -229,6 +245,8 @@ def prepare_batch(
         resize_masks: resize masks of another size (nearest).
         dilate: grow holes by this many pixels.
         ensemble: views per image of the geometric self-ensemble (:mod:`restore.models.ensemble`).
+        allow_large: restore images over the method's size limit whole all the same
+            (:attr:`~restore.models.registry.Method.max_pixels`).
         bar: optional ``tqdm``-like factory for the mask check's progress.
 
     Returns:
@@ -328,6 +346,8 @@ def prepare_batch(
             _check_masks(Path(masks_spec), resize_masks, todo, shapes, bar)
         except MaskError as error:
             raise PlanError(str(error), "--masks") from None
+        if strategy == "whole" and not allow_large:
+            _check_size_limit(METHODS[method], todo, shapes)
         units = plan_units(todo, shapes, batch_size, strategy, METHODS[method].piece_size)
     except BaseException:
         if writer is not None:

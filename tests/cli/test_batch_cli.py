@@ -236,6 +236,28 @@ def test_usage_errors_exit_2(small, tmp_path: Path) -> None:
     assert not (tmp_path / "photos.restored.zarr").exists()
 
 
+def test_images_over_a_methods_size_limit_are_refused_unless_allowed(tmp_path: Path, monkeypatch) -> None:
+    """FSR and shift-map take hours on huge images: ``restore batch`` refuses them whole, in one line naming the way out."""
+    import dataclasses
+
+    from restore.pipelines.batch_plan import prepare_batch
+
+    images = {**make_images(1, 24, 24, seed=1), "big": make_images(1, 40, 41, seed=2)["img00"]}
+    archive, masks = write_archive(tmp_path / "photos.zarr", images, "group"), write_masks(tmp_path / "masks", make_masks(images))
+    monkeypatch.setitem(METHODS, "fsr", dataclasses.replace(METHODS["fsr"], max_pixels=30 * 30))
+    refused = run("--input", str(archive), "--masks", str(masks), "--method", "fsr")
+    assert refused.exit_code == 2 and not (tmp_path / "photos.restored.zarr").exists()
+    message = refused.output.strip().splitlines()[-1]
+    assert "1 image(s) are over fsr's limit of 30² (0.0009 MP)" in message and "big: 40x41" in message
+    assert "--allow-large" in message and "--strategy tile" in message
+    for options in ({"allow_large": True}, {"strategy": "tile"}, {"strategy": "subsample"}):
+        plan = prepare_batch(archive, masks, method="fsr", **{"strategy": "whole", **options})
+        assert plan.todo == ["img00", "big"]
+        plan.close()
+    with pytest.raises(ValueError, match="--allow-large"):
+        prepare_batch(archive, masks, method="fsr", strategy="whole")
+
+
 def test_cuda_without_a_gpu_is_a_usage_error(small, tmp_path: Path, monkeypatch) -> None:
     archive, masks, _, _ = small
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
