@@ -1,20 +1,24 @@
-"""Quality table for any methods (DESIGN §10): fidelity and realism per hole-ratio bucket, OpenCV in the same run.
+"""Quality table for any methods (DESIGN §10): fidelity and realism per hole-ratio bucket, the classical baselines in the same run.
 
 Images: 256² centre crops of ``../shared/data/eval/<set>`` (BSDS500-val and Kodak24 by
 default). Masks: one fixed, seeded NVIDIA irregular mask per image per bucket (10–20 … 40–50 %)
 and the centre 128² hole. Metrics: L1 %, L2 %, PSNR, SSIM on the whole composited image;
 SWD (×10³, lower is better) and the detail ratio (1.0 is the original's) inside the hole
-(:mod:`restore.metrics`). OpenCV Telea and NS are always scored in the same run; each other
-method is listed with its margins over the better of them (PSNR and SSIM differences, SWD as
-a ratio, detail ratio difference). A method whose native size is under 256² is restored the
-way ``restore batch`` would (its default strategy and native size).
+(:mod:`restore.metrics`). The classical baselines (OpenCV Telea, NS, and contrib's FSR and
+shift-map; ``--baselines`` picks fewer for quick runs) are scored in the same run; each other
+method is listed with its margins over the better OpenCV method (:mod:`restore.baselines`: the
+best of Telea, NS and FSR for PSNR and SSIM, the best of Telea and NS for SWD, as a ratio, and
+the detail ratio) and its SWD beside shift-map's, the realism anchor. A method whose native
+size is under 256² is restored the way ``restore batch`` would (its default strategy and
+native size). FSR and shift-map take seconds per image each: the four baselines over both
+default sets take about an hour of CPU.
 
-    python benchmarks/quality.py --methods csa,telea,ns [--checkpoint csa=PATH] [--ensemble 8] \\
-        [--sets bsds500-val,kodak24] [--limit N] [--json bench-out/quality.json]
+    python benchmarks/quality.py --methods csa [--checkpoint csa=PATH] [--ensemble 8] \\
+        [--baselines telea,ns,fsr,shiftmap] [--sets bsds500-val,kodak24] [--limit N] [--json bench-out/quality.json]
 
 ``--label NAME=METHOD:PATH`` scores another checkpoint of a method beside it (e.g.
 ``--label csa-l2=csa:old.pt``). The JSON records each method's checkpoint digest (what a model
-card checks), the machine and the seconds each method took.
+card checks), the baselines and the margins' rules, the machine and the seconds each method took.
 """
 
 from __future__ import annotations
@@ -26,7 +30,13 @@ from pathlib import Path
 
 import click
 
-BASELINES = ("telea", "ns")
+from restore.baselines import (
+    BASELINES,
+    FIDELITY_BASELINES,
+    REALISM_ANCHOR,
+    REALISM_BASELINES,
+    margins,
+)
 
 
 def _pairs(values: tuple[str, ...], option: str) -> dict[str, str]:
@@ -40,20 +50,24 @@ def _pairs(values: tuple[str, ...], option: str) -> dict[str, str]:
 
 
 def _margins(results: dict, learned: list[str], sets: list[str]) -> list[str]:
-    lines = ["| masks | method | PSNR − best baseline (dB) | SSIM − best baseline | SWD / best baseline | detail − best baseline |",
-             "|---|---|---|---|---|---|"]
+    """Each learned method's margins over the better OpenCV method (:func:`restore.baselines.margins`), per mask set."""
+    lines = ["| masks | method | PSNR − best of telea/ns/fsr (dB) | SSIM − best of telea/ns/fsr | SWD / best of telea/ns | "
+             "detail − best of telea/ns | SWD / shift-map |",
+             "|---|---|---|---|---|---|---|"]
     for mask_set in sets:
-        best = {key: max(results[b][mask_set][key] for b in BASELINES) for key in ("psnr", "ssim", "detail")}
-        best_swd = min(results[b][mask_set]["swd"] for b in BASELINES)
+        scored = {label: per_set[mask_set] for label, per_set in results.items() if label in BASELINES}
         for label in learned:
-            m = results[label][mask_set]
-            lines.append(f"| {mask_set} | {label} | {m['psnr'] - best['psnr']:+.2f} | {m['ssim'] - best['ssim']:+.4f} | "
-                         f"{m['swd'] / best_swd:.2f}× | {m['detail'] - best['detail']:+.3f} |")
+            m = margins(results[label][mask_set], scored)
+            cells = [f"{m['psnr']:+.2f}" if "psnr" in m else "–", f"{m['ssim']:+.4f}" if "ssim" in m else "–",
+                     f"{m['swd']:.2f}×" if "swd" in m else "–", f"{m['detail']:+.3f}" if "detail" in m else "–",
+                     f"{m['swd_anchor']:.2f}×" if "swd_anchor" in m else "–"]
+            lines.append(f"| {mask_set} | {label} | " + " | ".join(cells) + " |")
     return lines
 
 
 @click.command()
-@click.option("--methods", default="csa,telea,ns", show_default=True, help="Registered methods to score, comma-separated (telea and ns are always added).")
+@click.option("--methods", default="csa", show_default=True, help="Registered methods to score, comma-separated (the --baselines are always added).")
+@click.option("--baselines", default=",".join(BASELINES), show_default=True, help="Classical baselines to score in the same run, comma-separated (fewer for quick runs: fsr and shiftmap take seconds per image).")
 @click.option("--checkpoint", "checkpoints", multiple=True, metavar="METHOD=PATH", help="A method's checkpoint (default: its shipped one).")
 @click.option("--label", "labels", multiple=True, metavar="NAME=METHOD:PATH", help="Also score another checkpoint of a method, under NAME.")
 @click.option("--sets", default="bsds500-val,kodak24", show_default=True, help="Folders of ../shared/data/eval to score.")
@@ -62,8 +76,8 @@ def _margins(results: dict, learned: list[str], sets: list[str]) -> list[str]:
 @click.option("--batch-size", default=8, show_default=True, type=int)
 @click.option("--ensemble", type=click.Choice(["2", "4", "8"]), default=None, help="Also score each learned method as a self-ensemble of this many views (as NAME-xN).")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=Path("bench-out/quality.json"), show_default=True)
-def main(methods: str, checkpoints: tuple[str, ...], labels: tuple[str, ...], sets: str, limit: int | None, seed: int, batch_size: int,
-         ensemble: str | None, json_path: Path) -> None:
+def main(methods: str, baselines: str, checkpoints: tuple[str, ...], labels: tuple[str, ...], sets: str, limit: int | None, seed: int,
+         batch_size: int, ensemble: str | None, json_path: Path) -> None:
     import torch
 
     from restore.data.datasets import centre_square, load_images
@@ -80,7 +94,10 @@ def main(methods: str, checkpoints: tuple[str, ...], labels: tuple[str, ...], se
 
     torch.set_grad_enabled(False)
     names = [name.strip() for name in methods.split(",") if name.strip()]
-    names += [b for b in BASELINES if b not in names]
+    chosen = [name.strip() for name in baselines.split(",") if name.strip()]
+    if [name for name in chosen if name not in BASELINES]:
+        raise click.BadParameter(f"expected some of {', '.join(BASELINES)}, got {baselines!r}", param_hint="'--baselines'")
+    names += [b for b in chosen if b not in names]
     unknown = [name for name in names if name not in METHODS]
     if unknown:
         raise click.BadParameter(f"unknown method(s) {', '.join(unknown)}; known: {', '.join(METHODS)}", param_hint="'--methods'")
@@ -103,6 +120,8 @@ def main(methods: str, checkpoints: tuple[str, ...], labels: tuple[str, ...], se
                             "ensemble": int(label.rsplit("-x", 1)[1]) if "-x" in label else 1,
                             "bf16": bool(getattr(inpainters[label], "bf16", False))}
                     for label, (method, path) in runs.items()},
+        "baselines": {"scored": [label for label in runs if label in BASELINES], "fidelity": list(FIDELITY_BASELINES),
+                      "realism": list(REALISM_BASELINES), "anchor": REALISM_ANCHOR},
         "seed": seed, "threads": torch.get_num_threads(), "torch": torch.__version__, "machine": platform.machine(), "sets": {},
     }
     for name in sets.split(","):

@@ -22,9 +22,9 @@ from pathlib import Path
 
 import click
 
+from restore.baselines import BASELINES, REALISM_ANCHOR, margins
+
 SETS = ("10-20%", "20-30%", "30-40%", "40-50%", "centre")
-#: The classical baselines a learned method is compared with in the quality tables.
-BASELINES = ("telea", "ns")
 
 
 def _curve_table(run: Path, until: int, offset: int = 0) -> list[str]:
@@ -167,28 +167,31 @@ def _cell(m: dict) -> str:
     return f"{m['l1']:.2f} / {m['l2']:.3f} / {m['psnr']:.2f} / {m['ssim']:.4f}{realism}"
 
 
+def _margin(results: dict, method: str, mask_set: str) -> str:
+    """The method's margins over the better OpenCV method for one mask set (:mod:`restore.baselines`), as a table cell."""
+    m = margins(results[method][mask_set], {label: results[label][mask_set] for label in BASELINES if label in results})
+    formats = {"psnr": "{:+.2f} dB", "ssim": "SSIM {:+.4f}", "swd": "SWD ×{:.2f}", "detail": "detail {:+.3f}",
+               "swd_anchor": "SWD ×{:.2f} of shift-map's"}
+    return ", ".join(text.format(m[key]) for key, text in formats.items() if key in m) or "–"
+
+
 def _quality_tables(quality: dict, method: str) -> list[str]:
-    """Per evaluation set: the method (and its ensembles) beside the classical baselines of the same run."""
+    """Per evaluation set: the method (and its ensembles) beside the classical baselines of the same run, with its
+    margins over the better OpenCV method (PSNR, SSIM: best of telea, ns, fsr; SWD, detail: best of telea, ns) and
+    its SWD beside shift-map's, the realism anchor."""
     lines = []
     for name, data in quality["sets"].items():
         results = data["results"]
         learned = [label for label in results if label == method or label.startswith(f"{method}-x")]
         baselines = [label for label in BASELINES if label in results]
+        names = {REALISM_ANCHOR: "shift-map"}
         lines += [f"\n**{name}** ({data['images']} images, 256² centre crops; L1 % / L2 % / PSNR dB / SSIM / SWD ×10³ / detail ratio):\n",
-                  "| masks | " + " | ".join([*learned, *(f"OpenCV {b}" for b in baselines)]) + " | best learned − best baseline |",
+                  "| masks | " + " | ".join([*learned, *(f"OpenCV {names.get(b, b)}" for b in baselines)])
+                  + " | margin over the better OpenCV method (PSNR, SSIM: telea/ns/fsr; SWD, detail: telea/ns) |",
                   "|---" * (len(learned) + len(baselines) + 2) + "|"]
         for mask_set in _present(results[method]):
             cells = [_cell(results[label][mask_set]) for label in [*learned, *baselines]]
-            margin = "–"
-            if baselines:
-                best = {key: max(results[b][mask_set][key] for b in baselines) for key in ("psnr", "ssim")}
-                ours = results[method][mask_set]
-                margin = f"{ours['psnr'] - best['psnr']:+.2f} dB, SSIM {ours['ssim'] - best['ssim']:+.4f}"
-                if ours.get("swd") is not None and all(results[b][mask_set].get("swd") is not None for b in baselines):
-                    best_swd = min(results[b][mask_set]["swd"] for b in baselines)
-                    best_detail = max(results[b][mask_set]["detail"] for b in baselines)
-                    margin += f", SWD ×{ours['swd'] / best_swd:.2f}, detail {ours['detail'] - best_detail:+.3f}"
-            lines.append(f"| {mask_set} | " + " | ".join(cells) + f" | {margin} |")
+            lines.append(f"| {mask_set} | " + " | ".join(cells) + f" | {_margin(results, method, mask_set)} |")
     return lines
 
 

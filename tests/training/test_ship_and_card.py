@@ -51,6 +51,26 @@ def test_model_card_tables_come_from_the_files(tmp_path: Path) -> None:
     assert "2 steps" in text
 
 
+def test_model_card_margins_take_fidelity_over_telea_ns_fsr_and_realism_over_telea_ns() -> None:
+    """FSR sets the PSNR/SSIM bar, Telea/NS the SWD/detail bar; shift-map's SWD is shown beside (DESIGN §10)."""
+    from restore.training.model_card import _quality_tables
+
+    def metrics(psnr: float, swd: float, detail: float) -> dict:
+        return {"l1": 1.0, "l2": 0.1, "psnr": psnr, "ssim": psnr / 100, "swd": swd, "detail": detail}
+
+    results = {"csa": metrics(29.0, 88.0, 0.60), "telea": metrics(27.0, 140.0, 0.55), "ns": metrics(27.5, 110.0, 0.50),
+               "fsr": metrics(28.5, 150.0, 0.61), "shiftmap": metrics(23.0, 44.0, 0.98)}
+    quality = {"sets": {"kodak24": {"images": 24, "results": {label: {"10-20%": m} for label, m in results.items()}}}}
+    lines = _quality_tables(quality, "csa")
+    header = next(line for line in lines if line.startswith("| masks |"))
+    assert "| csa | OpenCV telea | OpenCV ns | OpenCV fsr | OpenCV shift-map | margin over the better OpenCV method" in header
+    row = next(line for line in lines if line.startswith("| 10-20% |"))
+    assert row.endswith("| +0.50 dB, SSIM +0.0050, SWD ×0.80, detail +0.050, SWD ×2.00 of shift-map's |"), row
+    older = {"sets": {"kodak24": {"images": 24, "results": {label: {"10-20%": results[label]} for label in ("csa", "telea", "ns")}}}}
+    assert next(line for line in _quality_tables(older, "csa") if line.startswith("| 10-20% |")).endswith(
+        "| +1.50 dB, SSIM +0.0150, SWD ×0.80, detail +0.050 |")
+
+
 def test_lr_knots_show_a_re_planned_schedule_as_it_ran(tmp_path: Path) -> None:
     from restore.training.loop import LoopOptions
     from restore.training.model_card import lr_knots
