@@ -10,7 +10,7 @@ import click
 from restore.cli.options import MethodChoice, device_option
 from restore.hardware import usable_cores
 from restore.models.ensemble import ENSEMBLE_SIZES
-from restore.models.registry import STRATEGIES, strategy_help
+from restore.models.registry import STRATEGIES, limited_help, strategy_help
 
 
 @click.command()
@@ -29,7 +29,7 @@ from restore.models.registry import STRATEGIES, strategy_help
 @click.option("--skip-missing", is_flag=True, help="Leave out images without a mask (listed) instead of failing.")
 @click.option("--resize-masks", is_flag=True, help="Resize masks of another size to each image (nearest).")
 @click.option("--dilate", default=0, show_default=True, type=click.IntRange(min=0), help="Grow every hole by this many pixels.")
-@click.option("--allow-large", is_flag=True, help="Restore images over the method's size limit whole all the same (fsr, fsr-best, shiftmap: beyond it one image takes hours; see `restore methods`).")
+@click.option("--allow-large", is_flag=True, help=f"Restore images over the method's size limit whole all the same ({limited_help()}; see `restore methods`).")
 @click.option("--ensemble", default="1", show_default=True, type=click.Choice([str(n) for n in ENSEMBLE_SIZES]), help="Average the fills of N mirrored/transposed views of each image (self-ensemble): N times the model calls for a slightly better fill from a network such as CSA.")
 def batch(
     input_path: Path,

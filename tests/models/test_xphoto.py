@@ -136,6 +136,6 @@ def test_no_hole_and_no_known_pixel(name: str) -> None:
 def test_records() -> None:
     for name in ("fsr", "fsr-best", "shiftmap"):
         record = METHODS[name]
-        assert not record.needs_weights and not record.trainable and record.native_size is None
-        assert record.default_strategy == "whole" and record.max_pixels is not None
+        assert not record.needs_weights and not record.trainable and record.native_size is None and record.default_strategy == "whole"
     assert METHODS["fsr-best"].slow and not METHODS["fsr"].slow and METHODS["fsr-best"].max_pixels < METHODS["fsr"].max_pixels
+    assert METHODS["shiftmap"].max_pixels is None  # it works at most 800x600 inside: about a minute at any size
