@@ -33,13 +33,14 @@ DEFAULT_PIECE_SIZE = 256
 
 Loader = Callable[[Path | None, str], "Inpainter"]
 
-#: Size limits of FSR under ``--strategy whole``. Its time grows with the pixel count: on one CPU
-#: core, a photo with a 22 % hole took 2.0 s at 256², 22 s at 1024² and 83 s at 2048² (fast), so
-#: about 22 minutes at 8192²; the best profile took 45 s at 256², about 23 minutes at 2 MP.
-#: Harder images (more texture, larger holes) take a few times longer: hours beyond these.
-#: Shift-map has no limit: it works at most 800×600 inside (about 70 s at any size from 1024²).
+#: Size limits of FSR under ``--strategy whole``: about half an hour on one CPU core for a photo
+#: with a 22 % hole, hours for harder images (more texture, larger holes) beyond. FSR's time grows
+#: with the pixel count: the fast profile took 2.0 s at 256², 22 s at 1024² and 83 s at 2048²
+#: (about 21 minutes at 8192², extrapolated); the best one 44 s at 256² (about 30 minutes at
+#: 2048², extrapolated at the fast profile's growth). Shift-map has no limit: it works at most
+#: 800×600 inside (about 70 s at any size from 1024² up).
 FSR_MAX_PIXELS = 8192 * 8192
-FSR_BEST_MAX_PIXELS = 2_000_000
+FSR_BEST_MAX_PIXELS = 2048 * 2048
 
 
 def import_target(target: str) -> Any:

@@ -2,7 +2,8 @@
 
 :func:`prepare_batch` checks the input archive, the output (new, resumed or ``overwrite``),
 the method and its checkpoint, the masks of every image still to do (present and of the
-image's size, unless ``skip_missing`` / ``resize_masks``) and, on resume, that the output was
+image's size, unless ``skip_missing`` / ``resize_masks``), that no image is over the method's
+size limit for ``--strategy whole`` (unless ``allow_large``) and, on resume, that the output was
 produced by the same input, method, checkpoint, masks, strategy (with the method's piece
 size) and ensemble. It groups the images still to do into **units**: one image per task,
 except that several small images of one size (fewer model inputs than ``batch_size`` each)
@@ -342,12 +343,12 @@ def prepare_batch(
         if skipped:
             missing = set(skipped)
             todo = [key for key in todo if key not in missing]
+        if strategy == "whole" and not allow_large:
+            _check_size_limit(METHODS[method], todo, shapes)
         try:
             _check_masks(Path(masks_spec), resize_masks, todo, shapes, bar)
         except MaskError as error:
             raise PlanError(str(error), "--masks") from None
-        if strategy == "whole" and not allow_large:
-            _check_size_limit(METHODS[method], todo, shapes)
         units = plan_units(todo, shapes, batch_size, strategy, METHODS[method].piece_size)
     except BaseException:
         if writer is not None:
