@@ -7,6 +7,8 @@ builds the contrib methods on it.
 
 from __future__ import annotations
 
+import abc
+
 import numpy as np
 import torch
 from torch import Tensor
@@ -17,7 +19,7 @@ from restore.models.base import check_inputs
 TOP_16 = 65535
 
 
-class ArrayInpainter:
+class ArrayInpainter(abc.ABC):
     """An inpainter that fills one image at a time as an array, behind the
     :class:`~restore.models.base.Inpainter` contract.
 
@@ -28,10 +30,10 @@ class ArrayInpainter:
 
     name: str
 
+    @abc.abstractmethod
     def inpaint_array(self, image: np.ndarray, hole: np.ndarray) -> np.ndarray:
         """Inpaint one image: (H, W, 3) uint8, uint16 or float32, ``hole`` (H, W) nonzero = hole;
         returns the same dtype and shape."""
-        raise NotImplementedError
 
     def check_hole(self, hole: np.ndarray) -> np.ndarray:
         """``hole`` as bool.
