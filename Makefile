@@ -56,14 +56,15 @@ bench: venv
 	OMP_NUM_THREADS=1 $(PY) benchmarks/batch.py
 
 # Keep training the shipped CSA model: resumes $(CSA_RUN) when it exists, else starts a new run
-# from restore/weights/csa.pt (its weights and configuration; the optimiser starts afresh; the
+# from $(CSA_INIT) (its weights and configuration; the optimiser starts afresh; the
 # learning rate warms up, then decays linearly to 0 at CSA_ITERS of the new run's own steps).
 # On a GPU: make train-csa CSA_BATCH=32 (12–17 steps/s on one H100). The new run keeps the shipped
-# configuration: the last stage's losses (squared error only: l1_weight 0, l2_weight 10) and rate (lr 5e-5;
-# add --set lr=2e-4 to CSA_SET at batch 32 on a GPU);
-# CSA_SET='--set l1_weight=1 --set l2_weight=0' starts a new run on L1 again.
+# configuration: L1 (hole pixels ×6) with the patch discriminator's RaLSGAN (adversarial_weight 0.01,
+# moving average 0.995) at lr 1e-4; add --set lr=2e-4 to CSA_SET at batch 32 on a GPU.
+# CSA_INIT=restore/weights/csa-psnr.pt starts from the PSNR-only weights instead.
 # Then: python -m restore.training.ship $(CSA_RUN)/last.pt restore/weights/csa.pt
 CSA_RUN ?= runs/csa-finetune
+CSA_INIT ?= restore/weights/csa.pt
 CSA_ITERS ?= 20000
 CSA_BATCH ?= 8
 CSA_SET ?=
@@ -76,7 +77,7 @@ train-csa: venv
 	if [ -f $(CSA_RUN)/last.pt ]; then \
 	  $(VENV)/bin/restore train --method csa --out $(CSA_RUN) --resume --iters $(CSA_ITERS) $(CSA_TRAIN_FLAGS); \
 	else \
-	  $(VENV)/bin/restore train --method csa --out $(CSA_RUN) --init restore/weights/csa.pt --iters $(CSA_ITERS) --batch-size $(CSA_BATCH) --warmup 300 --lr-decay-from 300 $(CSA_SET) $(CSA_TRAIN_FLAGS); \
+	  $(VENV)/bin/restore train --method csa --out $(CSA_RUN) --init $(CSA_INIT) --iters $(CSA_ITERS) --batch-size $(CSA_BATCH) --warmup 300 --lr-decay-from 300 $(CSA_SET) $(CSA_TRAIN_FLAGS); \
 	fi
 
 build: venv
