@@ -35,7 +35,7 @@ Loader = Callable[[Path | None, str], "Inpainter"]
 
 #: Size limits of FSR under ``--strategy whole``: about half an hour on one CPU core for a photo
 #: with a 22 % hole, hours for harder images (more texture, larger holes) beyond. FSR's time grows
-#: with the pixel count: the fast profile took 2.0 s at 256², 22 s at 1024² and 83 s at 2048²
+#: with the pixel count: the fast profile took 2.0 s at 256², 22 s at 1024², 83 s at 2048² and 320 s at 4096²
 #: (about 21 minutes at 8192², extrapolated); the best one 44 s at 256² (about 30 minutes at
 #: 2048², extrapolated at the fast profile's growth). Shift-map has no limit: it works at most
 #: 800×600 inside (about 70 s at any size from 1024² up).
