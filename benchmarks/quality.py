@@ -11,7 +11,7 @@ best of Telea, NS and FSR for PSNR and SSIM, the best of Telea and NS for SWD, a
 the detail ratio) and its SWD beside shift-map's, the realism anchor. A method whose native
 size is under 256² is restored the way ``restore batch`` would (its default strategy and
 native size). FSR and shift-map take seconds per image each: the four baselines over both
-default sets take about an hour of CPU.
+default sets took 71 minutes on the 2-core development machine.
 
     python benchmarks/quality.py --methods csa [--checkpoint csa=PATH] [--ensemble 8] \\
         [--baselines telea,ns,fsr,shiftmap] [--sets bsds500-val,kodak24] [--limit N] [--json bench-out/quality.json]

@@ -28,4 +28,3 @@ def methods() -> None:
             large += f", at most {megapixels(method.max_pixels)} unless --allow-large"
         table.add_row(method.name, weights, "yes" if method.trainable else "no", size, large, method.summary)
     Console(width=200).print(table)
-

@@ -263,9 +263,10 @@ def resolve_checkpoint(name: str, checkpoint: Path | str | None) -> Path | None:
         path = Path(checkpoint)
         if path.is_file():
             return path
-        for shipped in (WEIGHTS_DIR / path.name, WEIGHTS_DIR / f"{path.name}.pt"):
-            if path.parent == Path(".") and shipped.is_file() and shipped.suffix == ".pt":
-                return shipped
+        if path.parent == Path("."):  # a bare name: a shipped weights file, with or without .pt
+            for shipped in (WEIGHTS_DIR / path.name, WEIGHTS_DIR / f"{path.name}.pt"):
+                if shipped.suffix == ".pt" and shipped.is_file():
+                    return shipped
         variants = ", ".join(p.stem for p in [*filter(None, [method.shipped_checkpoint]), *method.shipped_variants])
         raise MissingWeightsError(f"{checkpoint}: no such file, nor a shipped weights file" + (f" (shipped: {variants})" if variants else ""))
     if method.shipped_checkpoint is None:

@@ -66,8 +66,11 @@ def test_model_card_margins_take_fidelity_over_telea_ns_fsr_and_realism_over_tel
     assert "| csa | OpenCV telea | OpenCV ns | OpenCV fsr | OpenCV shift-map | margin over the better OpenCV method" in header
     row = next(line for line in lines if line.startswith("| 10-20% |"))
     assert row.endswith("| +0.50 dB, SSIM +0.0050, SWD ×0.80, detail +0.050, SWD ×2.00 of shift-map's |"), row
+    assert "(PSNR, SSIM: telea/ns/fsr; SWD, detail: telea/ns) |" in header
     older = {"sets": {"kodak24": {"images": 24, "results": {label: {"10-20%": results[label]} for label in ("csa", "telea", "ns")}}}}
-    assert next(line for line in _quality_tables(older, "csa") if line.startswith("| 10-20% |")).endswith(
+    older_lines = _quality_tables(older, "csa")
+    assert "(PSNR, SSIM: telea/ns; SWD, detail: telea/ns) |" in next(line for line in older_lines if line.startswith("| masks |"))
+    assert next(line for line in older_lines if line.startswith("| 10-20% |")).endswith(
         "| +1.50 dB, SSIM +0.0150, SWD ×0.80, detail +0.050 |")
 
 
