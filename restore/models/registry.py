@@ -178,6 +178,18 @@ METHODS: dict[str, Method] = {
             smoke_config={"width": 4, "max_channels": 8, "depth": 5, "consistency_weight": 0.0,
                           "feature_discriminator": False, "discriminator_width": 4},
         ),
+        Method(
+            "deepfill",
+            "Contextual attention (Yu et al. 2018, DeepFill v1): coarse dilated network, then a refinement that copies "
+            "background patches into the hole; any size whole, memory linear in the area",
+            config="restore.models.deepfill.config:DeepFillConfig",
+            network="restore.models.deepfill.networks:DeepFillGenerator",
+            trainer="restore.models.deepfill.trainer:DeepFillTrainer",
+            native_size=256,
+            default_strategy="whole",
+            needs_weights=True,
+            smoke_config={"width": 4, "critic_width": 4, "local_size": 16, "global_size": 32},
+        ),
         Method("telea", "OpenCV Telea fast marching (radius 3), classical baseline",
                load="restore.models.classical:load_telea", default_strategy="whole"),
         Method("ns", "OpenCV Navier-Stokes (radius 3), classical baseline",
