@@ -89,14 +89,19 @@ def make_dataset(folder: Path, count: int, size: int = 256, kind: str = "freefor
     return archive, masks
 
 
-def make_large(folder: Path, side: int) -> tuple[Path, Path]:
-    """One ``side``² photo (kodim23 upscaled, bicubic) and a LaMa "medium" mask of that size."""
+def make_large(folder: Path, side: int, hole_ratio: float | None = None) -> tuple[Path, Path]:
+    """One ``side``² photo (kodim23 upscaled, bicubic) and a LaMa "medium" mask of that size
+    (with ``hole_ratio``: one whose hole area is within 2 points of it)."""
     import cv2
 
     from restore.data.archive import ArchiveBuilder
     from restore.data.mask_generators import generate_mask
 
-    archive, mask = folder / f"large{side}.zarr", folder / f"large{side}-mask.png"
+    suffix = f"-{round(100 * hole_ratio)}pct" if hole_ratio is not None else ""
+    archive, mask = folder / f"large{side}.zarr", folder / f"large{side}{suffix}-mask.png"
+    if not mask.exists():
+        ratio = (hole_ratio - 0.02, hole_ratio + 0.02) if hole_ratio is not None else None
+        cv2.imwrite(str(mask), generate_mask("medium", side, side, np.random.default_rng(0), ratio=ratio).astype(np.uint8) * 255)
     if archive.exists():
         return archive, mask
     photos = _photos(512)
@@ -105,7 +110,6 @@ def make_large(folder: Path, side: int) -> tuple[Path, Path]:
     with ArchiveBuilder(archive, keys=["large"], layout="group") as builder:
         builder.add("large", big)
     del big
-    cv2.imwrite(str(mask), generate_mask("medium", side, side, np.random.default_rng(0)).astype(np.uint8) * 255)
     return archive, mask
 
 
@@ -269,19 +273,22 @@ def section_rss(work: Path, method: tuple, counts: list[int], cores: int) -> lis
     return rows
 
 
-def section_large(work: Path, methods: dict, side: int, cores: int) -> list[dict]:
-    archive, mask = make_large(work, side)
+def section_large(work: Path, methods: dict, side: int, cores: int, hole_ratio: float | None = None) -> list[dict]:
+    archive, mask = make_large(work, side, hole_ratio)
     rows = []
     for name, (method, checkpoint) in methods.items():
-        result = run_batch(archive, mask, work / "large-out.zarr", method, checkpoint, workers=1, threads=cores)
         from restore.data.archive import open_archive
+        from restore.models.registry import get_method
+
+        strategy = get_method(method).default_strategy  # DeepFill and the classical methods: whole
+        result = run_batch(archive, mask, work / "large-out.zarr", method, checkpoint, workers=1, threads=cores, strategy=strategy)
 
         source, out = open_archive(archive), open_archive(work / "large-out.zarr")
         import cv2
 
         hole = cv2.imread(str(mask), cv2.IMREAD_GRAYSCALE) > 127
         known_exact = bool(np.array_equal(out.read("large")[~hole], source.read("large")[~hole]))
-        rows.append({"method": name, "side": side, "hole_pct": 100 * float(hole.mean()), "wall_s": result["wall_s"],
+        rows.append({"method": name, "side": side, "strategy": strategy, "hole_pct": 100 * float(hole.mean()), "wall_s": result["wall_s"],
                      "steady_s": result["steady_s"], "peak_rss_mib": result["peak_rss_mib"],
                      "processes": result["peak_processes"], "known_pixels_exact": known_exact})  # fmt: skip
     return rows
@@ -387,11 +394,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sections", default="throughput,workers,rss,large,strategies")
     parser.add_argument("--methods", default="telea,tiny-csa", help="telea, tiny-csa, csa (csa needs --checkpoint or a shipped checkpoint).")
     parser.add_argument("--checkpoint", type=Path, help="CSA weights for the csa method.")
+    parser.add_argument("--run", action="append", default=[], metavar="NAME=METHOD[:CHECKPOINT]",
+                        help="Another method to offer the sections (repeatable), e.g. deepfill=deepfill.")
     parser.add_argument("--images", type=int, default=128, help="Images (256²) for throughput/workers.")
     parser.add_argument("--rss-sizes", default="32,128,512")
     parser.add_argument("--large", type=int, default=8192, help="Side of the large photo.")
     parser.add_argument("--workers-methods", default="telea,tiny-csa")
     parser.add_argument("--large-methods", default="telea,tiny-csa")
+    parser.add_argument("--large-hole-ratio", type=float, default=None, help="Hole area of the large photo's mask [default: whatever LaMa medium draws].")
     parser.add_argument("--picture", type=Path, default=REPO / "bench-out" / "batch-strategies.png")
     parser.add_argument("--ensemble", type=int, choices=(1, 2, 4, 8), default=1, help="strategies: also score CSA as a self-ensemble of this many views.")
     args = parser.parse_args(argv)
@@ -405,6 +415,11 @@ def main(argv: list[str] | None = None) -> int:
     shipped = METHODS["csa"].shipped_checkpoint
     if args.checkpoint or shipped:
         available["csa"] = ("csa", args.checkpoint or shipped)
+
+    for spec in args.run:
+        name, _, target = spec.partition("=")
+        method, _, checkpoint = target.partition(":")
+        available[name] = (method, Path(checkpoint) if checkpoint else None)
 
     def pick(names: str) -> dict:
         return {name: available[name] for name in names.split(",") if name in available}
@@ -429,7 +444,7 @@ def main(argv: list[str] | None = None) -> int:
         output.append(_table("peak RSS of the process tree vs archive size (telea)", result["rss"]))
         print(output[-1], flush=True)
     if "large" in sections and args.large:
-        result["large"] = section_large(work, pick(args.large_methods), args.large, cores)
+        result["large"] = section_large(work, pick(args.large_methods), args.large, cores, args.large_hole_ratio)
         output.append(_table(f"one {args.large}x{args.large} photo", result["large"]))
         print(output[-1], flush=True)
     if "strategies" in sections:

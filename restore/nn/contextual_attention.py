@@ -76,10 +76,13 @@ class ContextualAttention(nn.Module):
         self.fuse = fuse
         self.max_scores = max_scores
 
-    def forward(self, features: Tensor, hole: Tensor, return_offsets: bool = False) -> Tensor | tuple[Tensor, Tensor]:
+    def forward(self, features: Tensor, hole: Tensor, return_offsets: bool = False, query_margin: int | None = None) -> Tensor | tuple[Tensor, Tensor]:
+        """Attend (``query_margin``: only from queries within that many grid cells of a hole; see :func:`contextual_attention`)."""
+        # Scores and softmax in float32 always; under bfloat16 the paste's product runs in bfloat16.
+        paste_dtype = torch.bfloat16 if features.dtype == torch.bfloat16 else torch.float32
         out, offsets = float32_region(
             contextual_attention, features, hole.to(features.dtype),
-            rate=self.rate, softmax_scale=self.softmax_scale, fuse=self.fuse, max_scores=self.max_scores,
+            rate=self.rate, softmax_scale=self.softmax_scale, fuse=self.fuse, max_scores=self.max_scores, paste_dtype=paste_dtype, query_margin=query_margin,
         )  # fmt: skip
         out = out.to(features.dtype)
         return (out, offsets) if return_offsets else out
@@ -90,7 +93,8 @@ class ContextualAttention(nn.Module):
 
 def contextual_attention(
     features: Tensor, hole: Tensor, rate: int = 2, softmax_scale: float = 10.0, fuse: bool = True,
-    max_scores: int = DEFAULT_MAX_SCORES, block_rows: tuple[int, int] | None = None,
+    max_scores: int = DEFAULT_MAX_SCORES, block: tuple[int, int] | None = None, paste_dtype: torch.dtype | None = None,
+    query_margin: int | None = None,
 ) -> tuple[Tensor, Tensor]:
     """The layer as a function (see :class:`ContextualAttention` and the module docstring).
 
@@ -98,47 +102,58 @@ def contextual_attention(
         features: the map both queried and pasted from.
         hole: 1 = hole, at the features' resolution.
         rate, softmax_scale, fuse, max_scores: as the layer's.
-        block_rows: force the blocked computation with these (query rows, key rows) per block
-            of the down-scaled grid (tests; None picks the full volume when it fits ``max_scores``).
+        block: force the blocked computation with (queries, key rows) per block of the
+            down-scaled grid (tests; None picks the full volume when it fits ``max_scores``).
+        paste_dtype: dtype of the paste's matrix product (None: the features'); scores and the
+            softmax stay in the features' dtype.
+        query_margin: attend only from queries within this many grid cells of a hole cell of
+            any sample (None: every query). Elsewhere the output is the input: for inference,
+            where only what reaches the hole matters.
 
     Returns:
-        The attended map and the best key's offset of each query.
+        The attended map (in ``paste_dtype`` when blocked) and the best key's offset of each
+        query (0 for queries not attended).
 
     Shape:
         features: (B, C, H, W); hole: (B, 1, H, W); returns (B, C, H, W) and (B, 2, H/rate, W/rate).
     """
     if features.dim() != 4 or hole.dim() != 4 or hole.shape[1] != 1 or hole.shape[0] != features.shape[0] or hole.shape[-2:] != features.shape[-2:]:
         raise ValueError(f"features must be (B, C, H, W) and hole (B, 1, H, W) of the same B, H, W; got {tuple(features.shape)} and {tuple(hole.shape)}")
+    if rate < 2 or rate % 2:
+        raise ValueError(f"rate must be even and >= 2, got {rate}")
     height, width = features.shape[-2:]
     if height % rate or width % rate:
         raise ValueError(f"the feature map's sides must be multiples of rate={rate}, got {height}x{width}")
     small = features[:, :, ::rate, ::rate]
-    if rate < 2 or rate % 2:
-        raise ValueError(f"rate must be even and >= 2, got {rate}")
-    known = F.max_pool2d(hole, rate) < 0.5
-    usable = usable_keys(known[:, 0], PATCH)  # (B, L)
+    cell_hole = F.max_pool2d(hole, rate)
+    usable = usable_keys(cell_hole[:, 0] < 0.5, PATCH)  # (B, L)
     batch, _, rows, cols = small.shape
-    if block_rows is None and batch * (rows * cols) ** 2 <= max_scores:
-        out, best = _attend_full(features, small, usable, rate, softmax_scale, fuse)
+    dtype = paste_dtype or features.dtype
+    if query_margin is None and block is None and batch * (rows * cols) ** 2 <= max_scores:
+        out, best = _attend_full(features, small, usable, rate, softmax_scale, fuse, dtype)
     else:
-        query_rows, key_rows = block_rows if block_rows is not None else _block_rows(batch, rows, cols, max_scores)
-        out, best = _attend_blocked(features, small, usable, rate, softmax_scale, fuse, query_rows, key_rows)
+        if query_margin is None:
+            queries = torch.arange(rows * cols, device=features.device)
+        else:
+            near = F.max_pool2d(cell_hole.amax(dim=0, keepdim=True), 2 * query_margin + 1, stride=1, padding=query_margin)
+            queries = torch.nonzero(near.flatten() > 0.5).flatten()
+        per_block, key_rows = block if block is not None else _block_sizes(batch, rows, cols, max_scores)
+        out, best = _attend_blocked(features, small, usable, queries, rate, softmax_scale, fuse, per_block, key_rows, dtype)
     has_key = usable.any(dim=1)
-    gate = has_key.to(out.dtype).view(-1, 1, 1, 1)
-    out = out * gate + features * (1 - gate)
+    if not bool(has_key.all()):
+        out = torch.where(has_key.view(-1, 1, 1, 1), out, features.to(out.dtype))
     offsets = _offsets(best, rows, cols) * has_key.view(-1, 1, 1, 1)
     return out, offsets
 
 
-def _block_rows(batch: int, rows: int, cols: int, max_scores: int) -> tuple[int, int]:
-    """(query rows, key rows) per block so that a block's scores, halos included, stay within ``max_scores``."""
-    per_row_pair = batch * cols * cols
-    query_rows = max(1, max_scores // (per_row_pair * (rows + 2)) - 2)
-    if query_rows >= 4:
-        return min(query_rows, rows), rows
-    query_rows = min(4, rows)
-    key_rows = max(1, max_scores // (per_row_pair * (query_rows + 2)) - 2)
-    return query_rows, min(key_rows, rows)
+def _block_sizes(batch: int, rows: int, cols: int, max_scores: int) -> tuple[int, int]:
+    """(queries, key rows) per block so that a block's scores, halos included, stay within ``max_scores``."""
+    per_key_row = batch * (cols + 2) * 10  # a fused block holds about ten values per key and query
+    queries = max_scores // (per_key_row * (rows + 2))
+    if queries >= 4 * cols:
+        return queries, rows
+    queries = 4 * cols
+    return queries, max(1, max_scores // (per_key_row * queries) - 2)
 
 
 def _offsets(best: Tensor, rows: int, cols: int) -> Tensor:
@@ -152,15 +167,17 @@ def _offsets(best: Tensor, rows: int, cols: int) -> Tensor:
 def fuse_scores(scores: Tensor) -> Tensor:
     """Propagate scores over 3×3 neighbourhoods: ``out[k, q] = Σ_d scores[k + d, q + d]`` (zero beyond the map).
 
+    The 3×3 sum factorises into a pass along x and one along y (four strided adds in all).
+
     Shape:
         scores: (B, Hk, Wk, Hq, Wq), keys then queries; returns the same shape.
     """
-    padded = F.pad(scores, (1, 1, 1, 1, 1, 1, 1, 1))
-    hk, wk, hq, wq = scores.shape[1:]
-    out = torch.zeros_like(scores)
-    for dy in (-1, 0, 1):
-        for dx in (-1, 0, 1):
-            out = out + padded[:, 1 + dy : 1 + dy + hk, 1 + dx : 1 + dx + wk, 1 + dy : 1 + dy + hq, 1 + dx : 1 + dx + wq]
+    along_x = scores.clone()
+    along_x[:, :, 1:, :, 1:] += scores[:, :, :-1, :, :-1]
+    along_x[:, :, :-1, :, :-1] += scores[:, :, 1:, :, 1:]
+    out = along_x.clone()
+    out[:, 1:, :, 1:] += along_x[:, :-1, :, :-1]
+    out[:, :-1, :, :-1] += along_x[:, 1:, :, 1:]
     return out
 
 
@@ -170,7 +187,8 @@ def _overlap(rows: int, cols: int, rate: int, like: Tensor) -> Tensor:
     return F.fold(ones, (rows * rate, cols * rate), 2 * rate, stride=rate, padding=rate // 2)
 
 
-def _attend_full(features: Tensor, small: Tensor, usable: Tensor, rate: int, scale: float, fuse: bool) -> tuple[Tensor, Tensor]:
+def _attend_full(features: Tensor, small: Tensor, usable: Tensor, rate: int, scale: float, fuse: bool,
+                 paste_dtype: torch.dtype) -> tuple[Tensor, Tensor]:
     """The whole (B, L, L) score volume at once (small maps, and training)."""
     batch, channels, rows, cols = small.shape
     scores = patch_similarity(small, small, torch.ones_like(small[:, 0], dtype=torch.bool), PATCH)  # (B, L, rows, cols)
@@ -180,7 +198,8 @@ def _attend_full(features: Tensor, small: Tensor, usable: Tensor, rate: int, sca
     best = logits.argmax(dim=1)
     attention = torch.softmax(logits, dim=1).nan_to_num(0.0)  # a sample without usable keys: zeros (gated later)
     patches = F.unfold(_replicate_edges(features, rate), 2 * rate, stride=rate)  # (B, C·(2r)², L)
-    pasted = F.fold(torch.bmm(patches, attention), features.shape[-2:], 2 * rate, stride=rate, padding=rate // 2)
+    columns = torch.bmm(patches.to(paste_dtype), attention.to(paste_dtype)).to(features.dtype)
+    pasted = F.fold(columns, features.shape[-2:], 2 * rate, stride=rate, padding=rate // 2)
     return pasted / _overlap(rows, cols, rate, features), best
 
 
@@ -198,81 +217,137 @@ def _rows_with_halo(x: Tensor, start: int, stop: int, halo: int) -> Tensor:
     return F.pad(x[..., low:high, :], (0, 0, low - (start - halo), (stop + halo) - high))
 
 
-def _unit_patches(small: Tensor, start: int, stop: int) -> Tensor:
+def _normalised(patches: Tensor) -> Tensor:
+    return patches / torch.linalg.vector_norm(patches, dim=-1, keepdim=True).clamp_min(NORM_FLOOR)
+
+
+def _key_patches(small: Tensor, start: int, stop: int) -> Tensor:
     """Normalised 3×3 patches of grid rows ``start``-1 to ``stop``+1 (zero rows beyond the grid).
 
     Shape:
         small: (B, C, rows, cols); returns (B, (stop - start + 2)·cols, C·9).
     """
-    rows = small.shape[-2]
-    segment = _rows_with_halo(small, start, stop, 2)
-    patches = F.unfold(segment, PATCH, padding=(0, 1)).transpose(1, 2)
-    patches = patches / torch.linalg.vector_norm(patches, dim=-1, keepdim=True).clamp_min(NORM_FLOOR)
-    cols = small.shape[-1]
+    rows, cols = small.shape[-2:]
+    patches = _normalised(F.unfold(_rows_with_halo(small, start, stop, 2), PATCH, padding=(0, 1)).transpose(1, 2))
     outside = torch.zeros(stop - start + 2, dtype=torch.bool, device=small.device)
     outside[0], outside[-1] = start == 0, stop == rows
     return patches.masked_fill(outside.repeat_interleave(cols).view(1, -1, 1), 0.0)
 
 
-def _attend_blocked(features: Tensor, small: Tensor, usable: Tensor, rate: int, scale: float, fuse: bool,
-                    query_rows: int, key_rows: int) -> tuple[Tensor, Tensor]:
-    """Blocks of query rows × blocks of key rows with a streaming softmax; the scores are never whole."""
-    batch, _, rows, cols = small.shape
+def _query_patches(small: Tensor, positions: Tensor) -> Tensor:
+    """Normalised 3×3 patches (zero padded) centred on flat grid ``positions``.
+
+    Shape:
+        small: (B, C, rows, cols); positions: (N,); returns (B, N, C·9), features ordered (c, dy, dx).
+    """
+    batch, channels, rows, cols = small.shape
+    padded = F.pad(small, (1, 1, 1, 1)).flatten(2)  # (B, C, (rows + 2)(cols + 2))
+    y, x = positions.div(cols, rounding_mode="floor") + 1, positions.remainder(cols) + 1
+    taps = [(y + dy) * (cols + 2) + (x + dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1)]
+    gathered = padded[:, :, torch.stack(taps, dim=1).flatten()]  # (B, C, N·9)
+    return _normalised(gathered.view(batch, channels, -1, 9).permute(0, 2, 1, 3).reshape(batch, -1, channels * 9))
+
+
+def _neighbourhoods(positions: Tensor, rows: int, cols: int) -> tuple[Tensor, Tensor]:
+    """The positions and their 8 neighbours (in the map), and where each ``q + d`` sits among them.
+
+    Returns:
+        ``(extended, lookup)``: sorted unique flat positions (N'), and (9, N) indices into them,
+        N' (a zero column) where ``q + d`` leaves the map; ``d`` in raster order of the 3×3 offsets.
+    """
+    y, x = positions.div(cols, rounding_mode="floor"), positions.remainder(cols)
+    shifted, inside = [], []
+    for dy in (-1, 0, 1):
+        for dx in (-1, 0, 1):
+            yy, xx = y + dy, x + dx
+            inside.append((yy >= 0) & (yy < rows) & (xx >= 0) & (xx < cols))
+            shifted.append(yy.clamp(0, rows - 1) * cols + xx.clamp(0, cols - 1))
+    shifted_all, inside_all = torch.stack(shifted), torch.stack(inside)
+    extended, inverse = torch.unique(shifted_all[inside_all], return_inverse=True)
+    lookup = torch.full_like(shifted_all, extended.numel())
+    lookup[inside_all] = inverse
+    return extended, lookup
+
+
+def _key_block(small: Tensor, features: Tensor, start: int, stop: int, rate: int) -> tuple[Tensor, Tensor]:
+    """Grid rows ``start`` to ``stop``: normalised 3×3 key patches (one halo row each side) and the
+    ``2·rate``-sided patches they paste, whose parts beyond the map repeat its edge.
+
+    Shape:
+        returns (B, (stop - start + 2)·cols, C·9) and (B, C·(2·rate)², (stop - start)·cols).
+    """
+    pad, height = rate // 2, features.shape[-2]
+    top, bottom = start * rate - pad, stop * rate + pad
+    rows = features[..., max(top, 0) : min(bottom, height), :]
+    rows = F.pad(rows, (pad, pad, max(0, -top), max(0, bottom - height)), mode="replicate")
+    return _key_patches(small, start, stop), F.unfold(rows, 2 * rate, stride=rate)
+
+
+def _attend_blocked(features: Tensor, small: Tensor, usable: Tensor, queries: Tensor, rate: int, scale: float, fuse: bool,
+                    per_block: int, key_rows: int, paste_dtype: torch.dtype) -> tuple[Tensor, Tensor]:
+    """Blocks of the chosen queries × blocks of key rows with a streaming softmax; the scores are never whole.
+
+    Positions no chosen query pastes onto keep their features.
+    """
+    batch, channels, rows, cols = small.shape
     height, width = features.shape[-2:]
     side = 2 * rate
-    # Pasted patches reach rate/2 beyond every edge: the buffer has that margin, cropped at the end.
-    out = features.new_zeros((batch, features.shape[1], height + rate, width + rate))
-    best = torch.zeros((batch, rows * cols), dtype=torch.long, device=features.device)
-    source = _replicate_edges(features, rate)
-    for q0 in range(0, rows, query_rows):
-        q1 = min(q0 + query_rows, rows)
-        queries = _unit_patches(small, q0, q1) if fuse else _unit_patches(small, q0, q1)[:, cols:-cols]
-        count = (q1 - q0) * cols
-        top = features.new_full((batch, count), float("-inf"))
-        total = features.new_zeros((batch, count))
-        accumulated = features.new_zeros((batch, features.shape[1] * side * side, count))
+    # Pasted patches reach rate/2 beyond every edge: the buffers have that margin, cropped at the end.
+    pasted = features.new_zeros((batch, channels, (height + rate) * (width + rate)), dtype=paste_dtype)
+    covered = features.new_zeros((1, 1, (height + rate) * (width + rate)))
+    best = torch.arange(rows * cols, device=features.device).repeat(batch, 1)  # offset 0 for queries not attended
+    taps = torch.arange(side, device=features.device)
+    window = (taps.view(-1, 1) * (width + rate) + taps.view(1, -1)).flatten()  # (side²,) offsets of a patch's pixels
+    # With every key in one block (all but the largest maps), its patches are made once.
+    key_blocks = {0: _key_block(small, features, 0, rows, rate)} if key_rows >= rows and queries.numel() > per_block else {}
+    for first in range(0, queries.numel(), per_block):
+        chosen = queries[first : first + per_block]
+        count = chosen.numel()
+        if fuse:
+            extended, lookup = _neighbourhoods(chosen, rows, cols)
+            query_patches = _query_patches(small, extended)
+        else:
+            query_patches = _query_patches(small, chosen)
+        top = features.new_full((batch, count, 1), float("-inf"))
+        total = features.new_zeros((batch, count, 1))
+        accumulated = features.new_zeros((batch, channels * side * side, count))
         best_logit = features.new_full((batch, count), float("-inf"))
         for k0 in range(0, rows, key_rows):
             k1 = min(k0 + key_rows, rows)
-            keys = _unit_patches(small, k0, k1) if fuse else _unit_patches(small, k0, k1)[:, cols:-cols]
-            scores = torch.bmm(keys, queries.transpose(1, 2))
+            keys, patches = key_blocks[k0] if k0 in key_blocks else _key_block(small, features, k0, k1, rate)
             if fuse:
-                scores = _fuse_block(scores.view(batch, k1 - k0 + 2, cols, q1 - q0 + 2, cols))
-            logits = (scale * scores.reshape(batch, (k1 - k0) * cols, count)).masked_fill(
-                ~usable[:, k0 * cols : k1 * cols].unsqueeze(2), float("-inf"))
-            block_best, block_index = logits.max(dim=1)
+                # Queries first: each offset d picks whole rows (q + d) and shifts the key grid by d.
+                scores = torch.bmm(query_patches, keys.transpose(1, 2)).view(batch, -1, k1 - k0 + 2, cols)
+                scores = F.pad(scores, (1, 1, 0, 0, 0, 1))  # zero key columns beyond x, a zero row for q + d beyond the map
+                fused = scores.new_zeros((batch, count, k1 - k0, cols))
+                for index, (dy, dx) in enumerate((dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1)):
+                    fused += scores.index_select(1, lookup[index])[:, :, 1 + dy : 1 + dy + k1 - k0, 1 + dx : 1 + dx + cols]
+                block_scores = fused.view(batch, count, (k1 - k0) * cols)
+            else:
+                block_scores = torch.bmm(query_patches, keys[:, cols:-cols].transpose(1, 2))
+            logits = (scale * block_scores).masked_fill(~usable[:, None, k0 * cols : k1 * cols], float("-inf"))
+            block_best, block_index = logits.max(dim=2)
             better = block_best > best_logit
-            best[:, q0 * cols : q1 * cols] = torch.where(better, block_index + k0 * cols, best[:, q0 * cols : q1 * cols])
+            best[:, chosen] = torch.where(better, block_index + k0 * cols, best[:, chosen])
             best_logit = torch.where(better, block_best, best_logit)
-            new_top = torch.maximum(top, block_best)
+            new_top = torch.maximum(top, block_best.unsqueeze(2))
             safe_top = new_top.masked_fill(torch.isinf(new_top), 0.0)
-            weights = torch.exp(logits - safe_top.unsqueeze(1))
+            weights = torch.exp(logits - safe_top)
             decay = torch.exp(top - safe_top)
-            total = total * decay + weights.sum(dim=1)
-            patches = F.unfold(source[..., k0 * rate : k1 * rate + rate, :], side, stride=rate)
-            accumulated = accumulated * decay.unsqueeze(1) + torch.bmm(patches, weights)
+            total = total * decay + weights.sum(dim=2, keepdim=True)
+            product = torch.bmm(patches.to(paste_dtype), weights.transpose(1, 2).to(paste_dtype)).to(accumulated.dtype)
+            accumulated = accumulated * decay.transpose(1, 2) + product
             top = new_top
-        columns = accumulated / total.clamp_min(torch.finfo(total.dtype).tiny).unsqueeze(1)
-        pasted = F.fold(columns, ((q1 - q0 - 1) * rate + side, width + rate), side, stride=rate)
-        out[:, :, q0 * rate : q0 * rate + pasted.shape[-2]] += pasted
+        columns = accumulated / total.clamp_min(torch.finfo(total.dtype).tiny).transpose(1, 2)
+        corners = chosen.div(cols, rounding_mode="floor") * rate * (width + rate) + chosen.remainder(cols) * rate
+        targets = (corners.view(1, -1) + window.view(-1, 1)).flatten()  # (side²·N,), pixel-major like the columns
+        pasted.index_add_(2, targets, columns.view(batch, channels, -1).to(paste_dtype))
+        covered.index_add_(2, targets, covered.new_ones((1, 1, targets.numel())))
     pad = rate // 2
-    out = out[:, :, pad : pad + height, pad : pad + width]
-    return out / _overlap(rows, cols, rate, features), best
-
-
-def _fuse_block(scores: Tensor) -> Tensor:
-    """:func:`fuse_scores` for a block whose key and query rows carry a one-row halo each.
-
-    Shape:
-        scores: (B, Kr + 2, W, Qr + 2, W); returns (B, Kr, W, Qr, W).
-    """
-    padded = F.pad(scores, (1, 1, 0, 0, 1, 1))
-    key_rows, cols, query_rows = scores.shape[1] - 2, scores.shape[2], scores.shape[3] - 2
-    out = scores.new_zeros((scores.shape[0], key_rows, cols, query_rows, cols))
-    for dy in (-1, 0, 1):
-        for dx in (-1, 0, 1):
-            out = out + padded[:, 1 + dy : 1 + dy + key_rows, 1 + dx : 1 + dx + cols, 1 + dy : 1 + dy + query_rows, 1 + dx : 1 + dx + cols]
-    return out
+    pasted = pasted.view(batch, channels, height + rate, width + rate)[:, :, pad : pad + height, pad : pad + width]
+    covered = covered.view(1, 1, height + rate, width + rate)[:, :, pad : pad + height, pad : pad + width]
+    out = torch.where(covered > 0, pasted / covered.clamp_min(1.0).to(paste_dtype), features.to(paste_dtype))
+    return out, best
 
 
 def memory_bound(height: int, width: int, channels: int, rate: int = 2, max_scores: int = DEFAULT_MAX_SCORES) -> dict[str, float]:

@@ -12,68 +12,56 @@ from restore.nn.contextual_attention import ContextualAttention, contextual_atte
 
 def naive_contextual_attention(features: torch.Tensor, hole: torch.Tensor, rate: int = 2, scale: float = 10.0, fuse: bool = True):
     """The layer's definition written out with Python loops, one sample at a time (float64)."""
-    batch, channels, height, width = features.shape
+    results = [_naive_sample(features[b], hole[b, 0], rate, scale, fuse) for b in range(features.shape[0])]
+    return torch.stack([out for out, _ in results]), torch.stack([offsets for _, offsets in results])
+
+
+def _naive_sample(features: torch.Tensor, hole: torch.Tensor, rate: int, scale: float, fuse: bool):
+    channels, height, width = features.shape
     rows, cols = height // rate, width // rate
-    out = torch.zeros_like(features)
-    offsets = torch.zeros((batch, 2, rows, cols), dtype=torch.long)
-    for b in range(batch):
-        small = features[b, :, ::rate, ::rate]
-        known = torch.zeros((rows, cols), dtype=torch.bool)
-        for y in range(rows):
-            for x in range(cols):
-                known[y, x] = bool((hole[b, 0, y * rate : (y + 1) * rate, x * rate : (x + 1) * rate] < 0.5).all())
+    small = features[:, ::rate, ::rate]
+    known = {(y, x): bool((hole[y * rate : (y + 1) * rate, x * rate : (x + 1) * rate] < 0.5).all()) for y in range(rows) for x in range(cols)}
+    positions = list(known)
 
-        def patch(y, x):
-            values = torch.zeros((channels, 3, 3), dtype=features.dtype)
-            for dy in (-1, 0, 1):
-                for dx in (-1, 0, 1):
-                    if 0 <= y + dy < rows and 0 <= x + dx < cols:
-                        values[:, dy + 1, dx + 1] = small[:, y + dy, x + dx]
-            return values.flatten() / max(float(values.norm()), 1e-4)
+    def neighbours(y, x):
+        return [(y + dy, x + dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1)]
 
-        def usable(y, x):
-            return all(known[y + dy, x + dx] for dy in (-1, 0, 1) for dx in (-1, 0, 1) if 0 <= y + dy < rows and 0 <= x + dx < cols)
+    unit = {}
+    for y, x in positions:
+        values = torch.zeros((channels, 3, 3), dtype=features.dtype)
+        for i, (yy, xx) in enumerate(neighbours(y, x)):
+            if (yy, xx) in known:
+                values[:, i // 3, i % 3] = small[:, yy, xx]
+        unit[(y, x)] = values.flatten() / max(float(values.norm()), 1e-4)
+    raw = {(q, k): float(unit[q] @ unit[k]) for q in positions for k in positions}
 
-        positions = [(y, x) for y in range(rows) for x in range(cols)]
-        unit = {p: patch(*p) for p in positions}
-        raw = {(q, k): float(unit[q] @ unit[k]) for q in positions for k in positions}
+    def score(q, k):
+        if not fuse:
+            return raw[(q, k)]
+        pairs = zip(neighbours(*q), neighbours(*k), strict=True)  # the same offset d on both sides
+        return sum(raw[(qq, kk)] for qq, kk in pairs if qq in unit and kk in unit)
 
-        def score(q, k):
-            if not fuse:
-                return raw[(q, k)]
-            total = 0.0
-            for dy in (-1, 0, 1):
-                for dx in (-1, 0, 1):
-                    qq, kk = (q[0] + dy, q[1] + dx), (k[0] + dy, k[1] + dx)
-                    if qq in unit and kk in unit:
-                        total += raw[(qq, kk)]
-            return total
-
-        keys = [k for k in positions if usable(*k)]
-        if not keys:
-            out[b] = features[b]
-            continue
-        pasted = torch.zeros((channels, height + rate, width + rate), dtype=features.dtype)
-        count = torch.zeros((height + rate, width + rate), dtype=features.dtype)
-        for q in positions:
-            logits = torch.tensor([scale * score(q, k) for k in keys], dtype=torch.float64)
-            weights = torch.softmax(logits, dim=0)
-            best = keys[int(logits.argmax())]
-            offsets[b, :, q[0], q[1]] = torch.tensor([best[0] - q[0], best[1] - q[1]])
-            # The key's 2r-sided patch of the full map, centred on its cell, pasted centred on the query's.
-            for weight, k in zip(weights, keys):
-                for i in range(2 * rate):
-                    for j in range(2 * rate):
-                        src_y = min(max(k[0] * rate - rate // 2 + i, 0), height - 1)  # the edge repeats beyond the map
-                        src_x = min(max(k[1] * rate - rate // 2 + j, 0), width - 1)
-                        value = features[b, :, src_y, src_x]
-                        pasted[:, q[0] * rate + i, q[1] * rate + j] += weight * value
+    keys = [k for k in positions if all(known.get(n, True) for n in neighbours(*k))]
+    offsets = torch.zeros((2, rows, cols), dtype=torch.long)
+    if not keys:
+        return features.clone(), offsets
+    pasted = torch.zeros((channels, height + rate, width + rate), dtype=features.dtype)
+    count = torch.zeros((height + rate, width + rate), dtype=features.dtype)
+    for q in positions:
+        logits = torch.tensor([scale * score(q, k) for k in keys], dtype=torch.float64)
+        weights = torch.softmax(logits, dim=0)
+        best = keys[int(logits.argmax())]
+        offsets[:, q[0], q[1]] = torch.tensor([best[0] - q[0], best[1] - q[1]])
+        # The key's 2r-sided patch of the full map, centred on its cell, pasted centred on the query's.
+        for weight, k in zip(weights, keys, strict=True):
             for i in range(2 * rate):
                 for j in range(2 * rate):
-                    count[q[0] * rate + i, q[1] * rate + j] += 1
-        crop = slice(rate // 2, rate // 2 + height), slice(rate // 2, rate // 2 + width)
-        out[b] = pasted[:, crop[0], crop[1]] / count[crop[0], crop[1]]
-    return out, offsets
+                    src_y = min(max(k[0] * rate - rate // 2 + i, 0), height - 1)  # the edge repeats beyond the map
+                    src_x = min(max(k[1] * rate - rate // 2 + j, 0), width - 1)
+                    pasted[:, q[0] * rate + i, q[1] * rate + j] += weight * features[:, src_y, src_x]
+        count[q[0] * rate : q[0] * rate + 2 * rate, q[1] * rate : q[1] * rate + 2 * rate] += 1
+    crop = slice(rate // 2, rate // 2 + height), slice(rate // 2, rate // 2 + width)
+    return pasted[:, crop[0], crop[1]] / count[crop[0], crop[1]], offsets
 
 
 def random_case(seed: int, batch: int = 2, channels: int = 3, height: int = 8, width: int = 10):
@@ -96,21 +84,44 @@ def test_full_form_equals_the_naive_reference(fuse):
     assert torch.equal(offsets, expected_offsets)
 
 
-@pytest.mark.parametrize("block_rows", [(1, 1), (2, 3), (3, 2), (4, 4), (1, 4)])
+@pytest.mark.parametrize("block", [(1, 1), (5, 3), (7, 2), (24, 4), (48, 1)])
 @pytest.mark.parametrize("fuse", [True, False])
-def test_blocked_form_equals_the_full_form(block_rows, fuse):
+def test_blocked_form_equals_the_full_form(block, fuse):
     features, hole = random_case(1, height=8, width=12)
     full, full_offsets = contextual_attention(features, hole, fuse=fuse)
-    blocked, blocked_offsets = contextual_attention(features, hole, fuse=fuse, block_rows=block_rows)
+    blocked, blocked_offsets = contextual_attention(features, hole, fuse=fuse, block=block)
     torch.testing.assert_close(blocked, full, rtol=1e-10, atol=1e-10)
     assert torch.equal(blocked_offsets, full_offsets)
+
+
+@pytest.mark.parametrize("margin", [0, 1, 2])
+def test_queries_near_the_hole_only_equal_the_full_form_there(margin):
+    """With query_margin, queries within the margin of a hole cell (of any sample) match the full form;
+    positions no such query pastes onto keep their features."""
+    features, hole = random_case(9, height=24, width=24)
+    hole[:] = 0
+    hole[0, :, 4:8, 6:10] = 1
+    hole[1, :, 14:18, 14:20] = 1
+    full, full_offsets = contextual_attention(features, hole)
+    near, near_offsets = contextual_attention(features, hole, query_margin=margin, block=(7, 5))
+    cells = torch.nn.functional.max_pool2d(hole, 2).amax(dim=0, keepdim=True)
+    chosen = torch.nn.functional.max_pool2d(cells, 2 * margin + 1, stride=1, padding=margin)[0, 0] > 0.5  # (12, 12) grid
+    assert torch.equal(near_offsets[:, :, chosen], full_offsets[:, :, chosen])
+    assert (near_offsets[:, :, ~chosen] == 0).all()
+    # Full-resolution positions every covering query of which is chosen: exact.
+    inner = torch.nn.functional.max_pool2d((~chosen).float()[None, None], 3, stride=1, padding=1)[0, 0] < 0.5
+    inner_pixels = inner.repeat_interleave(2, 0).repeat_interleave(2, 1)
+    torch.testing.assert_close(near[..., inner_pixels], full[..., inner_pixels], rtol=1e-10, atol=1e-10)
+    covered = torch.nn.functional.max_pool2d(chosen.float()[None, None], 3, stride=1, padding=1)[0, 0] > 0.5
+    untouched = (~covered).repeat_interleave(2, 0).repeat_interleave(2, 1)
+    assert torch.equal(near[..., untouched], features[..., untouched])
 
 
 def test_rate_four_equals_the_naive_reference():
     features, hole = random_case(2, batch=1, height=16, width=16)
     expected, _ = naive_contextual_attention(features, hole, rate=4)
     torch.testing.assert_close(contextual_attention(features, hole, rate=4)[0], expected, rtol=1e-9, atol=1e-9)
-    torch.testing.assert_close(contextual_attention(features, hole, rate=4, block_rows=(1, 2))[0], expected, rtol=1e-9, atol=1e-9)
+    torch.testing.assert_close(contextual_attention(features, hole, rate=4, block=(3, 2))[0], expected, rtol=1e-9, atol=1e-9)
 
 
 def test_each_sample_uses_its_own_mask():
@@ -139,8 +150,8 @@ def test_attention_copies_only_from_the_background():
     hole[0, :, 4:10, 5:12] = 1
     hole[1, :, 2:8, 2:14] = 1
     features = torch.where(hole > 0, torch.randn(features.shape, generator=generator, dtype=torch.float64) * 50, features)
-    for block_rows in (None, (2, 3)):
-        out, _ = contextual_attention(features, hole, block_rows=block_rows)
+    for block in (None, (5, 3)):
+        out, _ = contextual_attention(features, hole, block=block)
         torch.testing.assert_close(out, value.expand(2, 3, 16, 16), rtol=1e-12, atol=1e-12)
 
 
@@ -148,8 +159,8 @@ def test_attention_copies_only_from_the_background():
 def test_gradients_match_finite_differences(blocked):
     features, hole = random_case(6, batch=2, channels=2, height=8, width=8)
     features.requires_grad_(True)
-    block_rows = (2, 3) if blocked else None
-    assert torch.autograd.gradcheck(lambda f: contextual_attention(f, hole, softmax_scale=2.0, block_rows=block_rows)[0], (features,), eps=1e-6, atol=1e-5)
+    block = (5, 3) if blocked else None
+    assert torch.autograd.gradcheck(lambda f: contextual_attention(f, hole, softmax_scale=2.0, block=block)[0], (features,), eps=1e-6, atol=1e-5)
 
 
 def test_fusion_sums_diagonal_neighbours():

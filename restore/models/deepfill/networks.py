@@ -9,6 +9,8 @@ holes zeroed, a channel of ones and the mask (5 channels).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -18,6 +20,14 @@ from restore.nn.blocks import ConvBlock, ResizeConv
 from restore.nn.contextual_attention import ContextualAttention
 
 DILATIONS = (2, 4, 8, 16)
+#: How far (in cells of the attention's grid, 8 pixels) the refinement's decoder carries an attention
+#: output: 4 convolutions at 1/4 resolution, 2 at 1/2 and 3 at full resolution reach 5.75 positions
+#: at 1/4 resolution, and each position takes the pastes of the queries up to one cell away; one more
+#: cell for safety. Outside it the attention output cannot reach a hole pixel.
+ATTENTION_REACH = 5
+#: Rows beyond a strip that its layers read: the encoders reach 7 full-resolution rows, the decoders
+#: 2 rows at 1/4 resolution (8 full ones); 32 (a multiple of 8, so strips stay aligned) leaves margin.
+STRIP_HALO = 32
 
 
 def _conv(in_channels: int, out_channels: int, kernel: int = 3, stride: int = 1, dilation: int = 1, activation: str = "elu") -> ConvBlock:
@@ -53,6 +63,8 @@ class DeepFillGenerator(nn.Module):
         multiples of ``config.multiple`` (8). Returns ``coarse``, ``predicted`` and
         ``inpainted`` (B, 3, H, W) in [0, 1], and ``offsets`` (B, 2, H/8, W/8): for each
         position of the attention's grid, (dy, dx) to the background patch it drew most from.
+        In eval mode ``predicted`` is computed faithfully only where it can reach a hole (within
+        ``ATTENTION_REACH`` cells); the composite ``inpainted`` is what inference uses.
     """
 
     def __init__(self, config: DeepFillConfig) -> None:
@@ -75,23 +87,49 @@ class DeepFillGenerator(nn.Module):
         self.attention = ContextualAttention(rate=config.attention_rate, softmax_scale=config.softmax_scale, fuse=config.fuse)
         self.refine_attention_decoder = nn.Sequential(_conv(4 * c, 4 * c), _conv(4 * c, 4 * c))
         self.refine_decoder = _decoder(8 * c, c)
+        #: In eval mode, attend only from queries this close to a hole (None: every query).
+        self.attention_margin: int | None = ATTENTION_REACH
+        #: In eval mode, images of more pixels run their full- and 1/2-resolution layers in strips
+        #: of ``strip_rows`` rows (a multiple of 8): those layers' memory is then a strip's, not the image's.
+        self.strip_pixels = 1024 * 1024
+        self.strip_rows = 256
+        for module in self.modules():
+            if isinstance(module, nn.ELU):
+                module.inplace = True  # the same values, without a second copy of every activation
 
     def forward(self, image: Tensor, mask: Tensor) -> dict[str, Tensor]:
         multiple = self.config.multiple
         if image.shape[-2] % multiple or image.shape[-1] % multiple:
             raise ValueError(f"DeepFill needs sides that are multiples of {multiple}, got {tuple(image.shape[-2:])}")
+        height = image.shape[-2]
+        striped = not self.training and image.shape[-2] * image.shape[-1] > self.strip_pixels and height > self.strip_rows
         mask = mask.to(image.dtype)
         known = 1.0 - mask
         signed = (image * 2.0 - 1.0) * known
-        ones = torch.ones_like(mask)
-        coarse = self.coarse(torch.cat([signed, ones, mask], dim=1)).clamp(-1.0, 1.0)
-        stage2 = torch.cat([coarse * mask + signed * known, ones, mask], dim=1)
-        dilated = self.refine_dilated(stage2)
-        features = self.refine_attention_encoder(stage2)
+
+        def stage1_input(top: int, bottom: int) -> Tensor:
+            hole = mask[..., top:bottom, :]
+            return torch.cat([signed[..., top:bottom, :], torch.ones_like(hole), hole], dim=1)
+
+        decoder = self.coarse[-1]
+        coarse_features = decoder[:2](self.coarse[4:-1](self._encode(self.coarse[:4], stage1_input, height, striped)))
+        coarse = self._decode(decoder[2:], coarse_features, striped).clamp(-1.0, 1.0)
+
+        def stage2_input(top: int, bottom: int) -> Tensor:
+            hole = mask[..., top:bottom, :]
+            filled = coarse[..., top:bottom, :] * hole + signed[..., top:bottom, :] * (1.0 - hole)
+            return torch.cat([filled, torch.ones_like(hole), hole], dim=1)
+
+        dilated = self.refine_dilated[4:](self._encode(self.refine_dilated[:4], stage2_input, height, striped))
+        features = self.refine_attention_encoder[4:](self._encode(self.refine_attention_encoder[:4], stage2_input, height, striped))
         hole = F.max_pool2d(mask, 4)  # a 1/4-resolution position is a hole when any of its pixels is
-        attended, offsets = self.attention(features, hole, return_offsets=True)
+        # In eval mode only what reaches the hole matters: queries far from it are skipped
+        # (training needs every query: the known-pixel L1 reads the whole output).
+        margin = None if self.training else self.attention_margin
+        attended, offsets = self.attention(features, hole, return_offsets=True, query_margin=margin)
         attended = self.refine_attention_decoder(attended)
-        refined = self.refine_decoder(torch.cat([dilated, attended.to(dilated.dtype)], dim=1)).clamp(-1.0, 1.0)
+        merged = self.refine_decoder[:2](torch.cat([dilated, attended.to(dilated.dtype)], dim=1))
+        refined = self._decode(self.refine_decoder[2:], merged, striped).clamp(-1.0, 1.0)
         coarse01, predicted = (coarse + 1.0) / 2.0, (refined + 1.0) / 2.0
         return {
             "coarse": coarse01,
@@ -99,3 +137,43 @@ class DeepFillGenerator(nn.Module):
             "inpainted": predicted * mask + image * known,
             "offsets": offsets,
         }
+
+    def _encode(self, layers: nn.Module, make_input: Callable[[int, int], Tensor], height: int, striped: bool) -> Tensor:
+        """Full-resolution input -> 1/4-resolution features, whole or in strips of rows (with a halo that
+        covers the layers' reach, so the strips' rows equal the whole computation's).
+
+        Shape:
+            make_input(top, bottom): (B, 5, bottom - top, W); returns (B, C, H/4, W/4).
+        """
+        if not striped:
+            return layers(make_input(0, height))
+        out = None
+        for start in range(0, height, self.strip_rows):
+            stop = min(start + self.strip_rows, height)
+            top, bottom = max(start - STRIP_HALO, 0), min(stop + STRIP_HALO, height)
+            piece = layers(make_input(top, bottom))[..., (start - top) // 4 : (stop - top) // 4, :]
+            if out is None:
+                out = piece.new_empty((*piece.shape[:2], height // 4, piece.shape[-1]))
+            out[..., start // 4 : stop // 4, :] = piece
+        assert out is not None
+        return out
+
+    def _decode(self, layers: nn.Module, features: Tensor, striped: bool) -> Tensor:
+        """1/4-resolution features -> full-resolution output, whole or in strips of rows (as :meth:`_encode`).
+
+        Shape:
+            features: (B, C, H/4, W/4); returns (B, 3, H, W).
+        """
+        if not striped:
+            return layers(features)
+        rows, halo, height = self.strip_rows // 4, STRIP_HALO // 4, features.shape[-2]
+        out = None
+        for start in range(0, height, rows):
+            stop = min(start + rows, height)
+            top, bottom = max(start - halo, 0), min(stop + halo, height)
+            piece = layers(features[..., top:bottom, :])[..., (start - top) * 4 : (stop - top) * 4, :]
+            if out is None:
+                out = piece.new_empty((*piece.shape[:2], height * 4, piece.shape[-1]))
+            out[..., start * 4 : stop * 4, :] = piece
+        assert out is not None
+        return out

@@ -19,7 +19,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from restore.losses.adversarial import gradient_penalty, wgan_discriminator_loss, wgan_generator_loss
+from restore.losses.adversarial import (
+    gradient_penalty,
+    wgan_discriminator_loss,
+    wgan_generator_loss,
+)
 from restore.losses.reconstruction import spatial_discount, weighted_l1_loss
 from restore.models.deepfill.config import DeepFillConfig
 from restore.models.deepfill.networks import DeepFillGenerator
