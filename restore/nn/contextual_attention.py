@@ -36,7 +36,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from restore.nn.precision import float32_region
 from restore.ops import patch_similarity
 from restore.ops._ext import NORM_FLOOR
 from restore.ops.patch_similarity import usable_keys
@@ -78,12 +77,14 @@ class ContextualAttention(nn.Module):
 
     def forward(self, features: Tensor, hole: Tensor, return_offsets: bool = False, query_margin: int | None = None) -> Tensor | tuple[Tensor, Tensor]:
         """Attend (``query_margin``: only from queries within that many grid cells of a hole; see :func:`contextual_attention`)."""
-        # Scores and softmax in float32 always; under bfloat16 the paste's product runs in bfloat16.
-        paste_dtype = torch.bfloat16 if features.dtype == torch.bfloat16 else torch.float32
-        out, offsets = float32_region(
-            contextual_attention, features, hole.to(features.dtype),
-            rate=self.rate, softmax_scale=self.softmax_scale, fuse=self.fuse, max_scores=self.max_scores, paste_dtype=paste_dtype, query_margin=query_margin,
-        )  # fmt: skip
+        # Scores and softmax in float32 always (float64 for float64 maps); under bfloat16 autocast the
+        # paste's product and the output stay in bfloat16, and the map itself is never copied whole.
+        paste_dtype = torch.bfloat16 if features.dtype == torch.bfloat16 else None
+        with torch.autocast(features.device.type, enabled=False):
+            out, offsets = contextual_attention(
+                features, hole.float(), rate=self.rate, softmax_scale=self.softmax_scale, fuse=self.fuse,
+                max_scores=self.max_scores, paste_dtype=paste_dtype, query_margin=query_margin,
+            )  # fmt: skip
         out = out.to(features.dtype)
         return (out, offsets) if return_offsets else out
 
@@ -124,13 +125,14 @@ def contextual_attention(
     height, width = features.shape[-2:]
     if height % rate or width % rate:
         raise ValueError(f"the feature map's sides must be multiples of rate={rate}, got {height}x{width}")
-    small = features[:, :, ::rate, ::rate]
-    cell_hole = F.max_pool2d(hole, rate)
+    exact = torch.promote_types(features.dtype, torch.float32)
+    small = features[:, :, ::rate, ::rate].to(exact)
+    cell_hole = F.max_pool2d(hole.to(exact), rate)
     usable = usable_keys(cell_hole[:, 0] < 0.5, PATCH)  # (B, L)
     batch, _, rows, cols = small.shape
-    dtype = paste_dtype or features.dtype
+    dtype = paste_dtype or exact
     if query_margin is None and block is None and batch * (rows * cols) ** 2 <= max_scores:
-        out, best = _attend_full(features, small, usable, rate, softmax_scale, fuse, dtype)
+        out, best = _attend_full(features.to(exact), small, usable, rate, softmax_scale, fuse, dtype)
     else:
         if query_margin is None:
             queries = torch.arange(rows * cols, device=features.device)
@@ -140,7 +142,7 @@ def contextual_attention(
         per_block, key_rows = block if block is not None else _block_sizes(batch, rows, cols, max_scores)
         out, best = _attend_blocked(features, small, usable, queries, rate, softmax_scale, fuse, per_block, key_rows, dtype)
     has_key = usable.any(dim=1)
-    if not bool(has_key.all()):
+    if not bool(has_key.all()):  # a sample without background keeps its features
         out = torch.where(has_key.view(-1, 1, 1, 1), out, features.to(out.dtype))
     offsets = _offsets(best, rows, cols) * has_key.view(-1, 1, 1, 1)
     return out, offsets
@@ -269,7 +271,7 @@ def _neighbourhoods(positions: Tensor, rows: int, cols: int) -> tuple[Tensor, Te
     return extended, lookup
 
 
-def _key_block(small: Tensor, features: Tensor, start: int, stop: int, rate: int) -> tuple[Tensor, Tensor]:
+def _key_block(small: Tensor, features: Tensor, start: int, stop: int, rate: int, paste_dtype: torch.dtype) -> tuple[Tensor, Tensor]:
     """Grid rows ``start`` to ``stop``: normalised 3×3 key patches (one halo row each side) and the
     ``2·rate``-sided patches they paste, whose parts beyond the map repeat its edge.
 
@@ -279,7 +281,7 @@ def _key_block(small: Tensor, features: Tensor, start: int, stop: int, rate: int
     pad, height = rate // 2, features.shape[-2]
     top, bottom = start * rate - pad, stop * rate + pad
     rows = features[..., max(top, 0) : min(bottom, height), :]
-    rows = F.pad(rows, (pad, pad, max(0, -top), max(0, bottom - height)), mode="replicate")
+    rows = F.pad(rows.to(paste_dtype), (pad, pad, max(0, -top), max(0, bottom - height)), mode="replicate")
     return _key_patches(small, start, stop), F.unfold(rows, 2 * rate, stride=rate)
 
 
@@ -287,19 +289,17 @@ def _attend_blocked(features: Tensor, small: Tensor, usable: Tensor, queries: Te
                     per_block: int, key_rows: int, paste_dtype: torch.dtype) -> tuple[Tensor, Tensor]:
     """Blocks of the chosen queries × blocks of key rows with a streaming softmax; the scores are never whole.
 
-    Positions no chosen query pastes onto keep their features.
+    Positions no chosen query pastes onto keep their features. The output is in ``paste_dtype``.
     """
     batch, channels, rows, cols = small.shape
     height, width = features.shape[-2:]
     side = 2 * rate
-    # Pasted patches reach rate/2 beyond every edge: the buffers have that margin, cropped at the end.
-    pasted = features.new_zeros((batch, channels, (height + rate) * (width + rate)), dtype=paste_dtype)
-    covered = features.new_zeros((1, 1, (height + rate) * (width + rate)))
+    pasted = features.new_zeros((batch, channels, height * width), dtype=paste_dtype)
+    covered = small.new_zeros((1, 1, height * width))
     best = torch.arange(rows * cols, device=features.device).repeat(batch, 1)  # offset 0 for queries not attended
-    taps = torch.arange(side, device=features.device)
-    window = (taps.view(-1, 1) * (width + rate) + taps.view(1, -1)).flatten()  # (side²,) offsets of a patch's pixels
+    taps = torch.arange(side, device=features.device) - rate // 2  # a patch's rows (columns) around its cell's corner
     # With every key in one block (all but the largest maps), its patches are made once.
-    key_blocks = {0: _key_block(small, features, 0, rows, rate)} if key_rows >= rows and queries.numel() > per_block else {}
+    key_blocks = {0: _key_block(small, features, 0, rows, rate, paste_dtype)} if key_rows >= rows and queries.numel() > per_block else {}
     for first in range(0, queries.numel(), per_block):
         chosen = queries[first : first + per_block]
         count = chosen.numel()
@@ -314,7 +314,7 @@ def _attend_blocked(features: Tensor, small: Tensor, usable: Tensor, queries: Te
         best_logit = features.new_full((batch, count), float("-inf"))
         for k0 in range(0, rows, key_rows):
             k1 = min(k0 + key_rows, rows)
-            keys, patches = key_blocks[k0] if k0 in key_blocks else _key_block(small, features, k0, k1, rate)
+            keys, patches = key_blocks[k0] if k0 in key_blocks else _key_block(small, features, k0, k1, rate, paste_dtype)
             if fuse:
                 # Queries first: each offset d picks whole rows (q + d) and shifts the key grid by d.
                 scores = torch.bmm(query_patches, keys.transpose(1, 2)).view(batch, -1, k1 - k0 + 2, cols)
@@ -339,14 +339,19 @@ def _attend_blocked(features: Tensor, small: Tensor, usable: Tensor, queries: Te
             accumulated = accumulated * decay.transpose(1, 2) + product
             top = new_top
         columns = accumulated / total.clamp_min(torch.finfo(total.dtype).tiny).transpose(1, 2)
-        corners = chosen.div(cols, rounding_mode="floor") * rate * (width + rate) + chosen.remainder(cols) * rate
-        targets = (corners.view(1, -1) + window.view(-1, 1)).flatten()  # (side²·N,), pixel-major like the columns
-        pasted.index_add_(2, targets, columns.view(batch, channels, -1).to(paste_dtype))
+        # Each query's patch, pixel by pixel (the columns' order), onto the pixels inside the map.
+        ys = chosen.div(cols, rounding_mode="floor").view(1, 1, -1) * rate + taps.view(-1, 1, 1)
+        xs = chosen.remainder(cols).view(1, 1, -1) * rate + taps.view(1, -1, 1)
+        inside = ((ys >= 0) & (ys < height) & (xs >= 0) & (xs < width)).flatten()
+        targets = (ys * width + xs).flatten()[inside]
+        pasted.index_add_(2, targets, columns.view(batch, channels, -1)[:, :, inside].to(paste_dtype))
         covered.index_add_(2, targets, covered.new_ones((1, 1, targets.numel())))
-    pad = rate // 2
-    pasted = pasted.view(batch, channels, height + rate, width + rate)[:, :, pad : pad + height, pad : pad + width]
-    covered = covered.view(1, 1, height + rate, width + rate)[:, :, pad : pad + height, pad : pad + width]
-    out = torch.where(covered > 0, pasted / covered.clamp_min(1.0).to(paste_dtype), features.to(paste_dtype))
+    # In place: the average of the pastes where there are some, the features elsewhere.
+    pasted = pasted.view(batch, channels, height, width)
+    covered = covered.view(1, 1, height, width)
+    reached = (covered > 0).to(paste_dtype)
+    pasted.div_(covered.clamp_min(1.0).to(paste_dtype)).mul_(reached).addcmul_(features.to(paste_dtype), 1 - reached)
+    out = pasted
     return out, best
 
 

@@ -26,7 +26,8 @@ DILATIONS = (2, 4, 8, 16)
 #: cell for safety. Outside it the attention output cannot reach a hole pixel.
 ATTENTION_REACH = 5
 #: Rows beyond a strip that its layers read: the encoders reach 7 full-resolution rows, the decoders
-#: 2 rows at 1/4 resolution (8 full ones); 32 (a multiple of 8, so strips stay aligned) leaves margin.
+#: (with the attention branch's two convolutions) 6 rows at 1/4 resolution (24 full ones); 32 (a
+#: multiple of 8, so strips stay aligned) covers both.
 STRIP_HALO = 32
 
 
@@ -104,20 +105,22 @@ class DeepFillGenerator(nn.Module):
         height = image.shape[-2]
         striped = not self.training and image.shape[-2] * image.shape[-1] > self.strip_pixels and height > self.strip_rows
         mask = mask.to(image.dtype)
-        known = 1.0 - mask
-        signed = (image * 2.0 - 1.0) * known
+
+        def signed(top: int, bottom: int) -> Tensor:
+            """Rows of the image in [-1, 1] with the holes zeroed (made per strip: no whole-image copy)."""
+            return (image[..., top:bottom, :] * 2.0 - 1.0) * (1.0 - mask[..., top:bottom, :])
 
         def stage1_input(top: int, bottom: int) -> Tensor:
             hole = mask[..., top:bottom, :]
-            return torch.cat([signed[..., top:bottom, :], torch.ones_like(hole), hole], dim=1)
+            return torch.cat([signed(top, bottom), torch.ones_like(hole), hole], dim=1)
 
-        decoder = self.coarse[-1]
-        coarse_features = decoder[:2](self.coarse[4:-1](self._encode(self.coarse[:4], stage1_input, height, striped)))
-        coarse = self._decode(decoder[2:], coarse_features, striped).clamp(-1.0, 1.0)
+        coarse_features = self.coarse[4:-1](self._encode(self.coarse[:4], stage1_input, height, striped))
+        coarse = self._decode(self.coarse[-1], lambda top, bottom: coarse_features[..., top:bottom, :], height // 4, striped).clamp(-1.0, 1.0)
+        del coarse_features
 
         def stage2_input(top: int, bottom: int) -> Tensor:
             hole = mask[..., top:bottom, :]
-            filled = coarse[..., top:bottom, :] * hole + signed[..., top:bottom, :] * (1.0 - hole)
+            filled = coarse[..., top:bottom, :] * hole + signed(top, bottom)
             return torch.cat([filled, torch.ones_like(hole), hole], dim=1)
 
         dilated = self.refine_dilated[4:](self._encode(self.refine_dilated[:4], stage2_input, height, striped))
@@ -127,14 +130,18 @@ class DeepFillGenerator(nn.Module):
         # (training needs every query: the known-pixel L1 reads the whole output).
         margin = None if self.training else self.attention_margin
         attended, offsets = self.attention(features, hole, return_offsets=True, query_margin=margin)
-        attended = self.refine_attention_decoder(attended)
-        merged = self.refine_decoder[:2](torch.cat([dilated, attended.to(dilated.dtype)], dim=1))
-        refined = self._decode(self.refine_decoder[2:], merged, striped).clamp(-1.0, 1.0)
+        del features
+
+        def merged(top: int, bottom: int) -> Tensor:
+            decoded = self.refine_attention_decoder(attended[..., top:bottom, :])
+            return torch.cat([dilated[..., top:bottom, :], decoded.to(dilated.dtype)], dim=1)
+
+        refined = self._decode(self.refine_decoder, merged, height // 4, striped).clamp(-1.0, 1.0)
         coarse01, predicted = (coarse + 1.0) / 2.0, (refined + 1.0) / 2.0
         return {
             "coarse": coarse01,
             "predicted": predicted,
-            "inpainted": predicted * mask + image * known,
+            "inpainted": predicted * mask + image * (1.0 - mask),
             "offsets": offsets,
         }
 
@@ -158,20 +165,21 @@ class DeepFillGenerator(nn.Module):
         assert out is not None
         return out
 
-    def _decode(self, layers: nn.Module, features: Tensor, striped: bool) -> Tensor:
+    def _decode(self, layers: nn.Module, make_input: Callable[[int, int], Tensor], height: int, striped: bool) -> Tensor:
         """1/4-resolution features -> full-resolution output, whole or in strips of rows (as :meth:`_encode`).
 
         Shape:
-            features: (B, C, H/4, W/4); returns (B, 3, H, W).
+            make_input(top, bottom): (B, C, bottom - top, W/4), rows of the 1/4-resolution input
+            (``height`` of them); returns (B, 3, 4·height, W).
         """
         if not striped:
-            return layers(features)
-        rows, halo, height = self.strip_rows // 4, STRIP_HALO // 4, features.shape[-2]
+            return layers(make_input(0, height))
+        rows, halo = self.strip_rows // 4, STRIP_HALO // 4
         out = None
         for start in range(0, height, rows):
             stop = min(start + rows, height)
             top, bottom = max(start - halo, 0), min(stop + halo, height)
-            piece = layers(features[..., top:bottom, :])[..., (start - top) * 4 : (stop - top) * 4, :]
+            piece = layers(make_input(top, bottom))[..., (start - top) * 4 : (stop - top) * 4, :]
             if out is None:
                 out = piece.new_empty((*piece.shape[:2], height * 4, piece.shape[-1]))
             out[..., start * 4 : stop * 4, :] = piece
