@@ -53,6 +53,11 @@ def _decoder(in_channels: int, c: int) -> nn.Sequential:
     )  # fmt: skip
 
 
+def _rows_of(x: Tensor) -> Callable[[int, int], Tensor]:
+    """``rows(top, bottom)`` -> those rows of ``x`` (B, C, bottom - top, W)."""
+    return lambda top, bottom: x[..., top:bottom, :]
+
+
 class DeepFillGenerator(nn.Module):
     """Coarse network + refinement network with a dilated branch and a contextual-attention branch.
 
@@ -114,9 +119,9 @@ class DeepFillGenerator(nn.Module):
             hole = mask[..., top:bottom, :]
             return torch.cat([signed(top, bottom), torch.ones_like(hole), hole], dim=1)
 
-        coarse_features = self.coarse[4:-1](self._encode(self.coarse[:4], stage1_input, height, striped))
-        coarse = self._decode(self.coarse[-1], lambda top, bottom: coarse_features[..., top:bottom, :], height // 4, striped).clamp(-1.0, 1.0)
-        del coarse_features
+        coarse_features = _rows_of(self.coarse[4:-1](self._encode(self.coarse[:4], stage1_input, height, striped)))
+        coarse = self._decode(self.coarse[-1], coarse_features, height // 4, striped).clamp(-1.0, 1.0)
+        del coarse_features  # 1/4-resolution features: freed before the second stage
 
         def stage2_input(top: int, bottom: int) -> Tensor:
             hole = mask[..., top:bottom, :]
