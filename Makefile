@@ -12,7 +12,7 @@ STAMP := $(VENV)/.restore-installed
 SPEC_FILE := $(VENV)/.torch-spec
 SOURCES := pyproject.toml setup.py $(shell find csrc -type f 2>/dev/null)
 
-.PHONY: venv test test-all demo bench lint build clean train-csa FORCE
+.PHONY: venv test test-all demo bench lint build clean train-csa train-deepfill FORCE
 
 venv: $(STAMP)
 
@@ -53,7 +53,13 @@ bench: venv
 	$(PY) benchmarks/kernels.py
 	$(PY) benchmarks/speed.py --method csa --set width=64 --set max_channels=512
 	$(PY) benchmarks/quality.py --methods csa --ensemble 8
+	$(PY) benchmarks/quality.py --methods deepfill --reuse bench-out/quality.json --json bench-out/quality-deepfill.json
+	$(PY) benchmarks/speed.py --method deepfill
+	$(PY) benchmarks/speed.py --method deepfill --size 512 --batches 1 --no-ensemble --no-reference --json bench-out/speed-deepfill-512.json
+	$(PY) benchmarks/attention_memory.py
 	OMP_NUM_THREADS=1 $(PY) benchmarks/batch.py
+	for side in 1024 2048 4096; do $(PY) benchmarks/batch.py --sections large --large $$side --large-hole-ratio 0.3 \
+	  --run deepfill=deepfill --large-methods deepfill --json bench-out/batch-deepfill-$$side.json; done
 
 # Keep training the shipped CSA model: resumes $(CSA_RUN) when it exists, else starts a new run
 # from $(CSA_INIT) (its weights and configuration; the optimiser starts afresh; the
@@ -78,6 +84,22 @@ train-csa: venv
 	  $(VENV)/bin/restore train --method csa --out $(CSA_RUN) --resume --iters $(CSA_ITERS) $(CSA_TRAIN_FLAGS); \
 	else \
 	  $(VENV)/bin/restore train --method csa --out $(CSA_RUN) --init $(CSA_INIT) --iters $(CSA_ITERS) --batch-size $(CSA_BATCH) --warmup 300 --lr-decay-from 300 $(CSA_SET) $(CSA_TRAIN_FLAGS); \
+	fi
+
+# DeepFill v1 from scratch (resumable: run it again to continue): 256² crops, batch 4, bf16, the
+# generator alone on its L1 terms for the first 4000 steps (the reference code's pretrain), then
+# WGAN-GP with 5 critic steps per generator step. On a GPU: DEEPFILL_BATCH=16 (the paper's).
+# Then: python -m restore.training.ship $(DEEPFILL_RUN)/last.pt restore/weights/deepfill.pt
+DEEPFILL_RUN ?= runs/deepfill-a
+DEEPFILL_ITERS ?= 20000
+DEEPFILL_BATCH ?= 4
+DEEPFILL_TRAIN_FLAGS ?= --data ../shared/data/train --checkpoint-every 100 --keep-every 1000 --sample-every 500 --eval-every 500
+train-deepfill: export OMP_WAIT_POLICY := $(OMP_WAIT_POLICY)
+train-deepfill: venv
+	if [ -f $(DEEPFILL_RUN)/last.pt ]; then \
+	  $(VENV)/bin/restore train --method deepfill --out $(DEEPFILL_RUN) --resume --iters $(DEEPFILL_ITERS) $(DEEPFILL_TRAIN_FLAGS); \
+	else \
+	  $(VENV)/bin/restore train --method deepfill --out $(DEEPFILL_RUN) --size 256 --batch-size $(DEEPFILL_BATCH) --iters $(DEEPFILL_ITERS) --warmup 100 --bf16 on --set pretrain_steps=4000 $(DEEPFILL_TRAIN_FLAGS); \
 	fi
 
 build: venv

@@ -87,9 +87,8 @@ def main(checkpoint: Path | None, folder: Path | None, limit: int, scale: float,
         hole = (hole if hole.ndim == 2 else hole[..., 0]) > 127
         image = torch.from_numpy(photo).permute(2, 0, 1)[None].float() / 255
         mask = torch.from_numpy(hole)[None, None].float()
-        result = inpainter.forward(image, mask)
-        restored = (result["inpainted"][0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
-        offsets = result["offsets"][0].float().numpy()
+        offsets = inpainter.forward(image, mask)["offsets"][0].float().numpy()
+        restored = (inpainter.inpaint(image, mask)[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
         colours = flow_colours(offsets[0], offsets[1])
         colours = cv2.resize(colours, (photo.shape[1], photo.shape[0]), interpolation=cv2.INTER_NEAREST)
         colours[~hole] = (np.asarray(colours[~hole], np.float32) * 0.25 + 0.75 * 255).astype(np.uint8)  # background faded

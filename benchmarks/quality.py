@@ -16,7 +16,8 @@ default sets took 71 minutes on the 2-core development machine.
     python benchmarks/quality.py --methods csa [--checkpoint csa=PATH] [--ensemble 8] \\
         [--baselines telea,ns,fsr,shiftmap] [--sets bsds500-val,kodak24] [--limit N] [--json bench-out/quality.json]
 
-``--label NAME=METHOD:PATH`` scores another checkpoint of a method beside it (e.g.
+``--reuse JSON`` takes the baselines' results from an earlier run on the same images and seed
+(the report records which). ``--label NAME=METHOD:PATH`` scores another checkpoint of a method beside it (e.g.
 ``--label csa-l2=csa:old.pt``). The JSON records each method's checkpoint digest (what a model
 card checks), the baselines and the margins' rules, the machine and the seconds each method took.
 """
@@ -65,6 +66,16 @@ def _margins(results: dict, learned: list[str], sets: list[str]) -> list[str]:
     return lines
 
 
+def _reused(paths: tuple[Path, ...], label: str, set_name: str, images: int, seed: int) -> tuple[dict, float, str] | None:
+    """``label``'s results on ``set_name`` from the first earlier run that scored it on the same images with the same seed."""
+    for path in paths:
+        earlier = json.loads(path.read_text())
+        scored = earlier.get("sets", {}).get(set_name, {})
+        if earlier.get("seed") == seed and scored.get("images") == images and label in scored.get("results", {}):
+            return scored["results"][label], scored.get("seconds", {}).get(label, float("nan")), str(path)
+    return None
+
+
 @click.command()
 @click.option("--methods", default="csa", show_default=True, help="Registered methods to score, comma-separated (the --baselines are always added).")
 @click.option("--baselines", default=",".join(BASELINES), show_default=True, help="Classical baselines to score in the same run, comma-separated (fewer for quick runs: fsr and shiftmap take seconds per image).")
@@ -75,9 +86,12 @@ def _margins(results: dict, learned: list[str], sets: list[str]) -> list[str]:
 @click.option("--seed", default=0, show_default=True, type=int, help="Mask seed (one fixed mask per image per bucket).")
 @click.option("--batch-size", default=8, show_default=True, type=int)
 @click.option("--ensemble", type=click.Choice(["2", "4", "8"]), default=None, help="Also score each learned method as a self-ensemble of this many views (as NAME-xN).")
+@click.option("--reuse", "reuse_paths", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="An earlier run's JSON: baselines it scored with the same seed on the same set and number of images are "
+                   "taken from it instead of scored again (repeatable; FSR and shift-map take most of an hour).")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=Path("bench-out/quality.json"), show_default=True)
 def main(methods: str, baselines: str, checkpoints: tuple[str, ...], labels: tuple[str, ...], sets: str, limit: int | None, seed: int,
-         batch_size: int, ensemble: str | None, json_path: Path) -> None:
+         batch_size: int, ensemble: str | None, reuse_paths: tuple[Path, ...], json_path: Path) -> None:
     import torch
 
     from restore.data.datasets import centre_square, load_images
@@ -134,6 +148,11 @@ def main(methods: str, baselines: str, checkpoints: tuple[str, ...], labels: tup
         masks = protocol_mask_sets(len(images), PROTOCOL_SIZE, seed=seed)
         results, seconds = {}, {}
         for label, inpainter in inpainters.items():
+            earlier = _reused(reuse_paths, label, name, len(images), seed) if label in BASELINES else None
+            if earlier is not None:
+                results[label], seconds[label], source = earlier
+                report.setdefault("reused", {}).setdefault(label, {})[name] = source
+                continue
             strategy, size = protocol_strategy(runs[label][0])
             began = time.perf_counter()
             results[label] = evaluate(inpainter, images, masks, batch_size=batch_size, strategy=strategy, size=size)
@@ -144,6 +163,9 @@ def main(methods: str, baselines: str, checkpoints: tuple[str, ...], labels: tup
         if learned:
             click.echo("\n" + "\n".join(_margins(results, learned, list(masks))))
         click.echo("\nseconds: " + ", ".join(f"{label} {value:.1f}" for label, value in seconds.items()))
+        for label, sources in report.get("reused", {}).items():
+            if name in sources:
+                click.echo(f"{label}: reused from {sources[name]}")
     json_path.parent.mkdir(parents=True, exist_ok=True)
     json_path.write_text(json.dumps(report, indent=1))
     click.echo(f"\nwrote {json_path}")

@@ -8,6 +8,7 @@ configuration (e.g. the paper's width). Images go from host memory to the device
 as in ``restore batch``. Methods that work at any size are timed at 256².
 
     python benchmarks/speed.py --method csa [--device cpu|cuda] [--set width=64 --set max_channels=512] [--json PATH]
+    python benchmarks/speed.py --method deepfill --size 512 --batches 1 --no-ensemble --no-reference
 """
 
 from __future__ import annotations
@@ -42,7 +43,12 @@ def _images_per_second(inpainter, size: int, batch: int, repeats: int) -> float:
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="default: bench-out/speed-METHOD.json (cpu) or bench-out/speed-METHOD-cuda.json")
-def main(name: str, checkpoint: Path | None, settings: tuple[str, ...], repeats: int, device: str, json_path: Path | None) -> None:
+@click.option("--size", default=None, type=int, help="Image side [default: the method's native size].")
+@click.option("--batches", default="1,8", show_default=True, help="Batch sizes, comma-separated.")
+@click.option("--ensemble/--no-ensemble", default=True, show_default=True, help="Also time the 8-view self-ensemble.")
+@click.option("--reference/--no-reference", default=True, show_default=True, help="Also time with the compiled ops replaced by their PyTorch references.")
+def main(name: str, checkpoint: Path | None, settings: tuple[str, ...], repeats: int, device: str, json_path: Path | None,
+         size: int | None, batches: str, ensemble: bool, reference: bool) -> None:
     import torch
 
     from restore.cli.options import config_overrides
@@ -54,7 +60,8 @@ def main(name: str, checkpoint: Path | None, settings: tuple[str, ...], repeats:
 
     torch.set_grad_enabled(False)
     method = get_method(name)
-    size = method.piece_size
+    size = size or method.piece_size
+    batch_sizes = [int(b) for b in batches.split(",")]
     path = resolve_checkpoint(name, checkpoint)
     models = {"checkpoint" if checkpoint else "shipped": method.loader(path, device)}
     if settings:
@@ -68,18 +75,18 @@ def main(name: str, checkpoint: Path | None, settings: tuple[str, ...], repeats:
         for bf16 in sorted(bf16_choices) if has_bf16 else [False]:
             if has_bf16:
                 inpainter.bf16 = bf16
-            for compiled in ([True, False] if has_ops() else [False]):
+            for compiled in ([True, False] if has_ops() and reference else [has_ops()]):
                 with use_reference() if not compiled else contextlib.nullcontext():
-                    for batch in (1, 8):
+                    for batch in batch_sizes:
                         ips = _images_per_second(inpainter, size, batch, repeats)
                         rows.append({"model": label, "bf16": bf16, "compiled_ops": compiled, "batch": batch, "images_per_s": ips})
                         click.echo(f"{label:24s} bf16={bf16!s:5s} ops={compiled!s:5s} batch={batch}: {ips:7.2f} img/s", err=True)
     first = next(iter(models.values()))
     if hasattr(first, "bf16"):
         first.bf16 = prefers_bf16(device)
-    ensemble = SelfEnsemble(first, 8)
-    for batch in (1, 8):
-        ips = _images_per_second(ensemble, size, batch, repeats)
+    views = SelfEnsemble(first, 8)
+    for batch in batch_sizes if ensemble else []:
+        ips = _images_per_second(views, size, batch, repeats)
         rows.append({"model": f"{next(iter(models))}, ensemble 8", "bf16": bool(getattr(first, "bf16", False)), "compiled_ops": has_ops(),
                      "batch": batch, "images_per_s": ips})
         click.echo(f"ensemble 8 batch={batch}: {ips:7.2f} img/s", err=True)

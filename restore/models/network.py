@@ -81,16 +81,25 @@ class NetworkInpainter:
         Shape:
             image: (B, 3, H, W) in [0, 1]; mask: (B, 1, H, W), 1 = hole.
         """
+        return self._run(image, mask, keys=None)
+
+    def _run(self, image: Tensor, mask: Tensor, keys: tuple[str, ...] | None) -> dict[str, Tensor]:
+        """:meth:`forward`, converting only ``keys`` (None: every entry); the others are dropped
+        as soon as the generator returns (at 4096² each image-sized float32 entry is 200 MB)."""
         check_inputs(image, mask)
         source_device = image.device
         image_d = image.to(self.device, torch.float32)
         mask_d = (mask.to(self.device) > 0.5).to(torch.float32)
         padded_image, padded_mask, (height, width) = pad_to_multiple(image_d, mask_d, self.multiple)
+        del image_d, mask_d
+        padded_shape = padded_image.shape[-2:]
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
             out = self.generator(padded_image, padded_mask)
+        del padded_image, padded_mask
+        wanted = out.keys() if keys is None else keys
         return {
-            key: value[..., :height, :width].float().to(source_device) if value.shape[-2:] == padded_image.shape[-2:] else value
-            for key, value in out.items()
+            key: out[key][..., :height, :width].float().to(source_device) if out[key].shape[-2:] == padded_shape else out[key]
+            for key in wanted
         }
 
     @torch.no_grad()
@@ -100,7 +109,7 @@ class NetworkInpainter:
         Shape:
             image: (B, 3, H, W) in [0, 1]; mask: (B, 1, H, W), 1 = hole; returns (B, 3, H, W).
         """
-        predicted = self.forward(image, mask)["predicted"]
+        predicted = self._run(image, mask, keys=("predicted",))["predicted"]
         return composite(predicted.to(image.dtype), image, mask)
 
 

@@ -67,10 +67,10 @@ class DeepFillGenerator(nn.Module):
     Shape:
         image: (B, 3, H, W) in [0, 1] (holes ignored); mask: (B, 1, H, W), 1 = hole; H and W
         multiples of ``config.multiple`` (8). Returns ``coarse``, ``predicted`` and
-        ``inpainted`` (B, 3, H, W) in [0, 1], and ``offsets`` (B, 2, H/8, W/8): for each
+        ``inpainted`` (training mode only) (B, 3, H, W) in [0, 1], and ``offsets`` (B, 2, H/8, W/8): for each
         position of the attention's grid, (dy, dx) to the background patch it drew most from.
         In eval mode ``predicted`` is computed faithfully only where it can reach a hole (within
-        ``ATTENTION_REACH`` cells); the composite ``inpainted`` is what inference uses.
+        ``ATTENTION_REACH`` cells), and inference composites it with the known pixels itself.
     """
 
     def __init__(self, config: DeepFillConfig) -> None:
@@ -142,13 +142,13 @@ class DeepFillGenerator(nn.Module):
             return torch.cat([dilated[..., top:bottom, :], decoded.to(dilated.dtype)], dim=1)
 
         refined = self._decode(self.refine_decoder, merged, height // 4, striped).clamp(-1.0, 1.0)
-        coarse01, predicted = (coarse + 1.0) / 2.0, (refined + 1.0) / 2.0
-        return {
-            "coarse": coarse01,
-            "predicted": predicted,
-            "inpainted": predicted * mask + image * (1.0 - mask),
-            "offsets": offsets,
-        }
+        if torch.is_grad_enabled():
+            out = {"coarse": (coarse + 1.0) / 2.0, "predicted": (refined + 1.0) / 2.0, "offsets": offsets}
+        else:  # in place: at 4096² each of these is 100 MB
+            out = {"coarse": coarse.add_(1.0).div_(2.0), "predicted": refined.add_(1.0).div_(2.0), "offsets": offsets}
+        if self.training:  # the critics' input; inference composites by itself (exactly, with torch.where)
+            out["inpainted"] = out["predicted"] * mask + image * (1.0 - mask)
+        return out
 
     def _encode(self, layers: nn.Module, make_input: Callable[[int, int], Tensor], height: int, striped: bool) -> Tensor:
         """Full-resolution input -> 1/4-resolution features, whole or in strips of rows (with a halo that
