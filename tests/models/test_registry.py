@@ -27,11 +27,12 @@ def test_records_name_their_code_and_build_configs() -> None:
     assert config.width == 8 and config == csa.config_class()(width=8)
     with pytest.raises(ValueError, match="unknown CSAConfig keys: colour"):
         build("csa", colour=1)
-    with pytest.raises(KeyError, match="unknown method 'deepfillv9'; known: csa, telea, ns, fsr, fsr-best, shiftmap"):
+    with pytest.raises(KeyError, match="unknown method 'deepfillv9'; known: csa, deepfill, telea, ns, fsr, fsr-best, shiftmap"):
         build("deepfillv9")
     telea = get_method("telea")
     assert not telea.trainable and telea.native_size is None and telea.piece_size == 256 and telea.default_strategy == "whole"
-    assert trainable_methods() == ["csa"] and "subsample for csa" in strategy_help() and "whole for telea, ns" in strategy_help()
+    assert trainable_methods() == ["csa", "deepfill"] and "subsample for csa" in strategy_help()
+    assert "whole for deepfill, telea, ns" in strategy_help()
 
 
 def test_a_records_loader_is_picklable_for_dask_workers() -> None:
