@@ -23,14 +23,17 @@ Where we depart from the reference code, and why:
 * a key is background only when its whole ``rate``² cell is known (max-pooled mask; the code
   sampled one pixel per cell, so a cell half in the hole could be copied);
 * beyond ``max_scores`` similarity values the scores are never held whole: queries are taken
-  in blocks of rows and keys in blocks of rows with a streaming ("online") softmax, so memory
-  grows with the map's area, not its square (the reference implementations hold the full
-  (H·W)² volume: ~24 GB at 1920×1080 on CPU, generative_inpainting#144).
+  in blocks (each with its 3×3 neighbours, for the fusion) and keys in blocks of rows, with a
+  streaming ("online") softmax, so memory grows with the map's area, not its square (the
+  reference implementations hold the full (H·W)² volume: ~24 GB at 1920×1080 on CPU,
+  generative_inpainting#144); the map is not copied whole (float32 only for the down-scaled
+  queries and keys, the paste accumulated in place);
+* for inference, ``query_margin`` attends only from the positions near a hole: the others
+  cannot reach the fill (the caller knows how far its decoder carries them) and keep their
+  features.
 """
 
 from __future__ import annotations
-
-import math
 
 import torch
 import torch.nn.functional as F
@@ -105,8 +108,9 @@ def contextual_attention(
         rate, softmax_scale, fuse, max_scores: as the layer's.
         block: force the blocked computation with (queries, key rows) per block of the
             down-scaled grid (tests; None picks the full volume when it fits ``max_scores``).
-        paste_dtype: dtype of the paste's matrix product (None: the features'); scores and the
-            softmax stay in the features' dtype.
+        paste_dtype: dtype of the paste's matrix product and of the blocked form's output (None:
+            the features' dtype, at least float32); scores and the softmax are always in the
+            features' dtype promoted to at least float32.
         query_margin: attend only from queries within this many grid cells of a hole cell of
             any sample (None: every query). Elsewhere the output is the input: for inference,
             where only what reaches the hole matters.
@@ -353,9 +357,3 @@ def _attend_blocked(features: Tensor, small: Tensor, usable: Tensor, queries: Te
     pasted.div_(covered.clamp_min(1.0).to(paste_dtype)).mul_(reached).addcmul_(features.to(paste_dtype), 1 - reached)
     out = pasted
     return out, best
-
-
-def memory_bound(height: int, width: int, channels: int, rate: int = 2, max_scores: int = DEFAULT_MAX_SCORES) -> dict[str, float]:
-    """Float32 bytes the scores take at once for one sample: blocked form against the full volume."""
-    positions = math.ceil(height / rate) * math.ceil(width / rate)
-    return {"full_volume": 4.0 * positions**2, "blocked": 4.0 * min(max_scores, positions**2), "features": 4.0 * channels * height * width}
