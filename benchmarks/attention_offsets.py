@@ -10,6 +10,7 @@ patch the hole position draws most from, saturation = its distance) | the colour
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import click
@@ -72,10 +73,7 @@ def main(checkpoint: Path | None, folder: Path | None, limit: int, scale: float,
     from restore.models.registry import get_method, load_inpainter
     from restore.paths import shared_data_dir
 
-    sys_path = Path(__file__).resolve().parent
-    import sys
-
-    sys.path.insert(0, str(sys_path))
+    sys.path.insert(0, str(Path(__file__).resolve().parent))  # a sibling script: its photo pairs and labels
     from object_removal import _label, _pairs
 
     folder = folder or shared_data_dir() / "samples" / "ldm-inpainting-examples"

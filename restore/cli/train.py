@@ -202,6 +202,9 @@ def train(ctx: click.Context, method: str, data: Path, out: Path, size: int | No
     multiple = getattr(config, "multiple", 1)
     if size % multiple:
         raise click.BadParameter(f"must be a multiple of {multiple} (the network's down-sampling), got {size}", param_hint="'--size'")
+    smallest = getattr(config, "min_training_size", 1)
+    if size < smallest:
+        raise click.BadParameter(f"must be at least {smallest} for this configuration (its min_training_size), got {size}", param_hint="'--size'")
     job = TrainJob(
         method=method, data=data, out=out, init_path=init_path, config=config_to_dict(config), size=size, iters=iters,
         batch_size=batch_size, kinds=kinds, seed=seed, holdout=holdout, warmup=warmup, lr_decay_from=lr_decay_from,

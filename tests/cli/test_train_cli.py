@@ -207,3 +207,11 @@ def test_a_run_stopped_by_a_signal_saves_and_exits_130(photos: Path, tmp_path: P
     assert result.exit_code == 130, result.output
     assert "stopped at step 2 of 50 by a signal" in result.stderr and "--resume continues" in result.stderr
     assert load_checkpoint(out / "last.pt")["step"] == 2
+
+
+def test_a_crop_smaller_than_deepfills_local_window_is_a_usage_error(photos: Path, tmp_path: Path) -> None:
+    result = _train(["--method", "deepfill", "--data", str(photos), "--out", str(tmp_path / "run"), "--iters", "1",
+                     "--size", "64", "--batch-size", "2", "--set", "width=4", "--set", "critic_width=4"])
+    assert result.exit_code == 2
+    assert "--size" in result.output and "at least 128" in result.output
+    assert not (tmp_path / "run" / "last.pt").exists()

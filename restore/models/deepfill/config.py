@@ -72,3 +72,8 @@ class DeepFillConfig:
     def multiple(self) -> int:
         """Input sides must be multiples of this: two stride-2 convolutions, then the attention's rate."""
         return 4 * self.attention_rate
+
+    @property
+    def min_training_size(self) -> int:
+        """Training crops must be at least this side: the local critic's window lies inside them."""
+        return self.local_size
