@@ -12,7 +12,7 @@ STAMP := $(VENV)/.restore-installed
 SPEC_FILE := $(VENV)/.torch-spec
 SOURCES := pyproject.toml setup.py $(shell find csrc -type f 2>/dev/null)
 
-.PHONY: venv test test-all demo bench lint build clean train-csa train-deepfill FORCE
+.PHONY: venv test test-all demo bench lint build clean train-csa train-deepfill train-glcic train-glcic-32 FORCE
 
 venv: $(STAMP)
 
@@ -100,6 +100,37 @@ train-deepfill: venv
 	  $(VENV)/bin/restore train --method deepfill --out $(DEEPFILL_RUN) --resume --iters $(DEEPFILL_ITERS) $(DEEPFILL_TRAIN_FLAGS); \
 	else \
 	  $(VENV)/bin/restore train --method deepfill --out $(DEEPFILL_RUN) --size 256 --batch-size $(DEEPFILL_BATCH) --iters $(DEEPFILL_ITERS) --warmup 100 --bf16 on --set pretrain_steps=4000 $(DEEPFILL_TRAIN_FLAGS); \
+	fi
+
+# GLCIC at CIFAR scale (resumable): the 32² configuration (restore/models/glcic/cifar32.toml: the
+# seed's 5-12 px boxes, 16² local window, least squares GAN, phases 1500/150 steps), batch 256, bf16.
+# Then: python -m restore.training.ship $(GLCIC32_RUN)/last.pt restore/weights/glcic-32.pt
+#       python benchmarks/glcic_32.py --checkpoint phase1=$(GLCIC32_RUN)/step-001500.pt --checkpoint final=restore/weights/glcic-32.pt
+GLCIC32_RUN ?= runs/glcic32-a
+GLCIC32_ITERS ?= 20000
+GLCIC_TRAIN_FLAGS ?= --data ../shared/data/train --checkpoint-every 100 --keep-every 500 --sample-every 500 --eval-every 500
+train-glcic-32: export OMP_WAIT_POLICY := $(OMP_WAIT_POLICY)
+train-glcic-32: venv
+	if [ -f $(GLCIC32_RUN)/last.pt ]; then \
+	  $(VENV)/bin/restore train --method glcic --out $(GLCIC32_RUN) --resume --iters $(GLCIC32_ITERS) $(GLCIC_TRAIN_FLAGS); \
+	else \
+	  $(VENV)/bin/restore train --method glcic --out $(GLCIC32_RUN) --config restore/models/glcic/cifar32.toml --size 32 --batch-size 256 --iters $(GLCIC32_ITERS) --warmup 100 --bf16 on $(GLCIC_TRAIN_FLAGS); \
+	fi
+
+# GLCIC at 256² (resumable): the paper's networks, its boxes (96-128 px) and the project's irregular
+# masks, batch 8, bf16. The paper's phases (90,000 / 10,000 steps at batch 96 on 4 GPUs) are out of a
+# CPU's reach; GLCIC_SET shortens them.
+# Then: python -m restore.training.ship $(GLCIC_RUN)/last.pt restore/weights/glcic.pt
+GLCIC_RUN ?= runs/glcic-a
+GLCIC_ITERS ?= 20000
+GLCIC_BATCH ?= 8
+GLCIC_SET ?= --set generator_steps=6000 --set discriminator_steps=600 --set lr=0.0005
+train-glcic: export OMP_WAIT_POLICY := $(OMP_WAIT_POLICY)
+train-glcic: venv
+	if [ -f $(GLCIC_RUN)/last.pt ]; then \
+	  $(VENV)/bin/restore train --method glcic --out $(GLCIC_RUN) --resume --iters $(GLCIC_ITERS) $(GLCIC_TRAIN_FLAGS); \
+	else \
+	  $(VENV)/bin/restore train --method glcic --out $(GLCIC_RUN) --size 256 --batch-size $(GLCIC_BATCH) --iters $(GLCIC_ITERS) --warmup 100 --bf16 on $(GLCIC_SET) $(GLCIC_TRAIN_FLAGS); \
 	fi
 
 build: venv

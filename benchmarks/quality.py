@@ -17,7 +17,8 @@ default sets took 71 minutes on the 2-core development machine.
         [--baselines telea,ns,fsr,shiftmap] [--sets bsds500-val,kodak24] [--limit N] [--json bench-out/quality.json]
 
 ``--reuse JSON`` takes the baselines' results from an earlier run on the same images and seed
-(the report records which). ``--label NAME=METHOD:PATH`` scores another checkpoint of a method beside it (e.g.
+(the report records which). ``--blend poisson`` also scores each learned method with
+``restore batch --blend poisson``'s post-processing (as ``NAME+poisson``). ``--label NAME=METHOD:PATH`` scores another checkpoint of a method beside it (e.g.
 ``--label csa-l2=csa:old.pt``). The JSON records each method's checkpoint digest (what a model
 card checks), the baselines and the margins' rules, the machine and the seconds each method took.
 """
@@ -86,12 +87,13 @@ def _reused(paths: tuple[Path, ...], label: str, set_name: str, images: int, see
 @click.option("--seed", default=0, show_default=True, type=int, help="Mask seed (one fixed mask per image per bucket).")
 @click.option("--batch-size", default=8, show_default=True, type=int)
 @click.option("--ensemble", type=click.Choice(["2", "4", "8"]), default=None, help="Also score each learned method as a self-ensemble of this many views (as NAME-xN).")
+@click.option("--blend", type=click.Choice(["poisson"]), default=None, help="Also score each learned method Poisson-blended (as NAME+poisson; restore batch --blend poisson).")
 @click.option("--reuse", "reuse_paths", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="An earlier run's JSON: baselines it scored with the same seed on the same set and number of images are "
                    "taken from it instead of scored again (repeatable; FSR and shift-map take most of an hour).")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=Path("bench-out/quality.json"), show_default=True)
 def main(methods: str, baselines: str, checkpoints: tuple[str, ...], labels: tuple[str, ...], sets: str, limit: int | None, seed: int,
-         batch_size: int, ensemble: str | None, reuse_paths: tuple[Path, ...], json_path: Path) -> None:
+         batch_size: int, ensemble: str | None, blend: str | None, reuse_paths: tuple[Path, ...], json_path: Path) -> None:
     import torch
 
     from restore.data.datasets import centre_square, load_images
@@ -129,9 +131,17 @@ def main(methods: str, baselines: str, checkpoints: tuple[str, ...], labels: tup
             inpainters[f"{label}-x{ensemble}"] = SelfEnsemble(inpainters[label], int(ensemble))
             runs[f"{label}-x{ensemble}"] = runs[label]
             learned.append(f"{label}-x{ensemble}")
+    if blend is not None:
+        from restore.inference.poisson import PoissonBlended
+
+        for label in list(learned):
+            inpainters[f"{label}+{blend}"] = PoissonBlended(inpainters[label])
+            runs[f"{label}+{blend}"] = runs[label]
+            learned.append(f"{label}+{blend}")
     report: dict = {
         "methods": {label: {"method": method, "checkpoint": str(path) if path else None, "checkpoint_digest": file_digest(path),
-                            "ensemble": int(label.rsplit("-x", 1)[1]) if "-x" in label else 1,
+                            "ensemble": int(label.split("+")[0].rsplit("-x", 1)[1]) if "-x" in label else 1,
+                            "blend": label.split("+", 1)[1] if "+" in label else "none",
                             "bf16": bool(getattr(inpainters[label], "bf16", False))}
                     for label, (method, path) in runs.items()},
         "baselines": {"scored": [label for label in runs if label in BASELINES], "fidelity": list(FIDELITY_BASELINES),

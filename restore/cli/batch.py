@@ -10,7 +10,7 @@ import click
 from restore.cli.options import MethodChoice, device_option
 from restore.hardware import usable_cores
 from restore.models.ensemble import ENSEMBLE_SIZES
-from restore.models.registry import STRATEGIES, limited_help, strategy_help
+from restore.models.registry import BLEND_MODES, STRATEGIES, blend_help, limited_help, strategy_help
 
 
 @click.command()
@@ -31,6 +31,7 @@ from restore.models.registry import STRATEGIES, limited_help, strategy_help
 @click.option("--dilate", default=0, show_default=True, type=click.IntRange(min=0), help="Grow every hole by this many pixels.")
 @click.option("--allow-large", is_flag=True, help=f"Restore images over the method's size limit whole all the same ({limited_help()}; see `restore methods`).")
 @click.option("--ensemble", default="1", show_default=True, type=click.Choice([str(n) for n in ENSEMBLE_SIZES]), help="Average the fills of N mirrored/transposed views of each image (self-ensemble): N times the model calls for a slightly better fill from a network such as CSA.")
+@click.option("--blend", default=None, type=click.Choice(BLEND_MODES), help=f"Post-process each fill: poisson solves for the hole's pixels with the network's own gradients and the known pixels as the boundary (GLCIC's post-processing; seamless colours at the hole's edge); needs a network method [default: the method's: {blend_help()}].")
 def batch(
     input_path: Path,
     masks_spec: Path,
@@ -48,6 +49,7 @@ def batch(
     resize_masks: bool,
     dilate: int,
     ensemble: str,
+    blend: str | None,
     allow_large: bool,
 ) -> None:
     """Fill the holes of every image of --input and write them to --output.
@@ -98,10 +100,11 @@ def batch(
         if workers * threads > usable_cores():
             note(f"warning: {workers} worker(s) x {threads} thread(s) is more than the {usable_cores()} usable cores; expect slowdowns")
 
-    if strategy is None:
+    if strategy is None or blend is None:
         from restore.models.registry import get_method
 
-        strategy = get_method(method).default_strategy
+        strategy = strategy or get_method(method).default_strategy
+        blend = blend or get_method(method).default_blend
 
     def mask_bar(**kwargs: object) -> tqdm:
         return tqdm(file=sys.stderr, disable=True if quiet else None, leave=False, delay=1.0, **kwargs)
@@ -111,7 +114,7 @@ def batch(
             input_path, masks_spec, output=output_path, method=method, checkpoint=checkpoint,
             device=worker_device, threads=threads, batch_size=batch_size, overwrite=overwrite,
             strategy=strategy, skip_missing=skip_missing, resize_masks=resize_masks, dilate=dilate,
-            ensemble=int(ensemble), allow_large=allow_large, bar=mask_bar,
+            ensemble=int(ensemble), blend=blend, allow_large=allow_large, bar=mask_bar,
         )  # fmt: skip
     except PlanError as error:
         raise click.BadParameter(str(error), param_hint=f"'{error.option}'") from None
@@ -128,6 +131,7 @@ def batch(
             note(f"resuming {plan.output}: {plan.already_done} of {total} image(s) already restored")
         where = f"the Dask cluster at {scheduler}" if scheduler else f"{workers} local worker(s) x {threads} thread(s)"
         views = f", {ensemble} views per image" if ensemble != "1" else ""
+        views += ", Poisson-blended" if blend == "poisson" else ""
         note(f"restoring {len(plan.todo)} image(s) with {method} ({strategy}{views}) on {where}")
         # Worker and scheduler logs: failures reach the user through the client anyway.
         log_level = {0: logging.CRITICAL, 1: logging.WARNING}.get(level, logging.INFO if level > 1 else logging.CRITICAL)

@@ -25,13 +25,19 @@ def _native_sizes() -> str:
 
 
 def _parse_kinds(value: str) -> tuple[str, ...]:
-    from restore.data.mask_generators import TRAINING_KINDS
+    from restore.data.mask_generators import TRAINING_KINDS, parse_kind
 
     kinds = tuple(k.strip() for k in value.split(",") if k.strip())
-    bad = [k for k in kinds if k not in TRAINING_KINDS]
+    bad = []
+    for kind in kinds:
+        try:
+            parse_kind(kind)
+        except ValueError:
+            bad.append(kind)
     if not kinds or bad:
         raise click.BadParameter(
-            f"unknown or unusable mask kind(s) {', '.join(bad) or value!r}; choose from {', '.join(TRAINING_KINDS)}",
+            f"unknown or unusable mask kind(s) {', '.join(bad) or value!r}; choose from {', '.join(TRAINING_KINDS)}, "
+            "each optionally with a ratio range as KIND:LO-HI",
             param_hint="'--masks'",
         )
     return kinds
@@ -130,7 +136,7 @@ def _same(name: str, value, saved) -> bool:
 @click.option("--size", default=None, type=click.IntRange(min=8), help=f"Training crop side, a multiple of the network's [default: the method's native size: {_native_sizes()}].")
 @click.option("--iters", default=100_000, show_default=True, type=click.IntRange(min=1), help="Train until this many steps.")
 @click.option("--batch-size", default=8, show_default=True, type=click.IntRange(min=1))
-@click.option("--masks", "mask_kinds", default=None, help="Training mask kinds, comma-separated [default: the method's; freeform,medium,thick,cellular,box,center for csa].")
+@click.option("--masks", "mask_kinds", default=None, help="Training mask kinds, comma-separated, each KIND or KIND:LO-HI (a ratio range; box:0.375-0.5 draws boxes of 3/8 to 1/2 of the side) [default: the method's; freeform,medium,thick,cellular,box,center for csa].")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
 @click.option("--init", "init_path", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Start a new run from a checkpoint's networks (the shipped modules, e.g. the generator of the shipped checkpoint) and its configuration.")
 @device_option
@@ -190,7 +196,6 @@ def train(ctx: click.Context, method: str, data: Path, out: Path, size: int | No
         if ctx.get_parameter_source("bf16") != ParameterSource.COMMANDLINE and isinstance(start["metadata"].get("bf16"), bool):
             bf16 = "on" if start["metadata"]["bf16"] else "off"  # the run's own precision unless asked otherwise
     size = size or record.piece_size
-    kinds = _parse_kinds(mask_kinds or ",".join(record.training_masks or DEFAULT_TRAINING_MASKS))
     if scheduler is None:
         resolve_device(device)  # fails early here; on a cluster, each worker resolves it for itself
     if start is not None and scheduler is None and "WORLD_SIZE" not in os.environ:
@@ -199,6 +204,8 @@ def train(ctx: click.Context, method: str, data: Path, out: Path, size: int | No
         except JobError as error:
             raise click.UsageError(str(error)) from None
     config = _configuration(record.config_class(), start, initial, settings, config_file)
+    default_kinds = record.training_masks or getattr(config, "training_masks", None) or DEFAULT_TRAINING_MASKS
+    kinds = _parse_kinds(mask_kinds or ",".join(default_kinds))
     multiple = getattr(config, "multiple", 1)
     if size % multiple:
         raise click.BadParameter(f"must be a multiple of {multiple} (the network's down-sampling), got {size}", param_hint="'--size'")

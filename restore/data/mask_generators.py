@@ -154,14 +154,38 @@ def generate_mask(
     return _draw_in_range(kind, draw, ratio, (height, width))
 
 
+def parse_kind(spec: str) -> tuple[str, Ratio | None]:
+    """A training mask spec, ``KIND`` or ``KIND:LO-HI`` (``box:0.15625-0.375``: GLCIC's 5–12 px
+    boxes in 32² crops), as its kind and ratio (the ratio's meaning per kind is in the module docstring).
+
+    Raises:
+        ValueError: an unknown kind, ``nvidia`` (kept for evaluation) or a malformed ratio.
+    """
+    kind, _, ratio_text = spec.partition(":")
+    kind = kind.strip()
+    if kind not in TRAINING_KINDS:
+        raise ValueError(
+            f"cannot train with mask kind {kind!r}; choose from {', '.join(TRAINING_KINDS)} "
+            "(the NVIDIA set is for evaluation only)"
+        )
+    if not ratio_text:
+        return kind, None
+    lo, sep, hi = ratio_text.partition("-")
+    try:
+        return kind, _check_ratio((float(lo), float(hi)) if sep else ())
+    except ValueError:
+        raise ValueError(f"mask spec {spec!r}: expected KIND:LO-HI with 0 <= LO <= HI <= 1") from None
+
+
 def random_training_mask(
     kinds: Sequence[str], height: int, width: int, rng: np.random.Generator
 ) -> np.ndarray:
     """Draw a training mask of a kind picked uniformly from ``kinds``.
 
     Args:
-        kinds: mask kinds to pick from (any of :data:`TRAINING_KINDS`; ``nvidia``
-            is refused because the NVIDIA set is kept for evaluation).
+        kinds: mask specs to pick from, ``KIND`` or ``KIND:LO-HI`` (:func:`parse_kind`; any of
+            :data:`TRAINING_KINDS`; ``nvidia`` is refused because the NVIDIA set is kept for
+            evaluation).
         height: mask height in pixels.
         width: mask width in pixels.
         rng: the source of all randomness (the pick and the mask).
@@ -176,14 +200,9 @@ def random_training_mask(
         kinds = (kinds,)
     if not kinds:
         raise ValueError("no mask kinds given for training masks")
-    refused = [kind for kind in kinds if kind not in TRAINING_KINDS]
-    if refused:
-        raise ValueError(
-            f"cannot train with mask kind(s) {', '.join(map(repr, refused))}; "
-            f"choose from {', '.join(TRAINING_KINDS)} (the NVIDIA set is for evaluation only)"
-        )
-    kind = kinds[int(rng.integers(len(kinds)))]
-    return generate_mask(kind, height, width, rng)
+    parsed = [parse_kind(spec) for spec in kinds]
+    kind, ratio = parsed[int(rng.integers(len(parsed)))]
+    return generate_mask(kind, height, width, rng, ratio=ratio)
 
 
 # --------------------------------------------------------------------------- checks

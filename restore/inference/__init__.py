@@ -9,6 +9,8 @@
 - :mod:`restore.inference.restoration` — restore a group of same-size images with one model,
   streaming sub-image / tile batches: the engine every ``restore batch`` worker runs, and what
   the evaluation protocol uses for methods whose native size is under its 256².
+- :mod:`restore.inference.poisson` — Poisson blending of a network's raw output into the
+  hole (GLCIC's post-processing; ``restore batch --blend poisson``).
 
 Every module here is import-safe (no torch at import time).
 """

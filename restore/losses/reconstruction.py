@@ -74,3 +74,17 @@ def weighted_l1_loss(predicted: Tensor, target: Tensor, weights: Tensor) -> Tens
     weights = weights.to(predicted.dtype)
     total = weights.sum() * predicted.shape[1]
     return ((predicted - target).abs() * weights).sum() / total.clamp_min(torch.finfo(predicted.dtype).tiny)
+
+
+def hole_squared_error(predicted: Tensor, target: Tensor, mask: Tensor) -> Tensor:
+    """Squared error summed over channels, averaged over the hole pixels of the whole batch.
+
+    GLCIC's reconstruction term ``‖M ⊙ (C(x, M) − x)‖²`` normalised per hole pixel, as the
+    CIFAR-scale seed reports it (its 0.0155): on [0, 1] pixels, summed over RGB. A batch
+    without a hole gives 0.
+
+    Shape:
+        predicted, target: (B, C, H, W); mask: (B, 1, H, W), 1 = hole.
+    """
+    holes = mask.to(predicted.dtype)
+    return (((predicted - target) ** 2) * holes).sum() / holes.sum().clamp_min(1.0)

@@ -90,3 +90,26 @@ class SelfEnsemble:
                 restored = self.inner.inpaint(dihedral(image, index), dihedral(mask, index))
                 total += undo_dihedral(restored, index).float()
             return composite((total / self.size).to(image.dtype), image, mask)
+
+    def predict(self, image: Tensor, mask: Tensor) -> Tensor:
+        """The mean of the views' raw network outputs (``inner.predict``), not composited.
+
+        Raises:
+            AttributeError: ``inner`` has no ``predict`` (no network output).
+
+        Shape:
+            image: (B, 3, H, W) in [0, 1]; mask: (B, 1, H, W), 1 = hole; returns (B, 3, H, W) float32.
+        """
+        import torch
+
+        from restore.models.base import check_inputs
+
+        predict = getattr(self.inner, "predict", None)
+        if predict is None:
+            raise AttributeError(f"{self.name} has no network output to predict")
+        check_inputs(image, mask)
+        with torch.no_grad():
+            total = torch.zeros_like(image, dtype=torch.float32)
+            for index in range(self.size):
+                total += undo_dihedral(predict(dihedral(image, index), dihedral(mask, index)), index).float()
+            return total / self.size

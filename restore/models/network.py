@@ -103,6 +103,17 @@ class NetworkInpainter:
         }
 
     @torch.no_grad()
+    def predict(self, image: Tensor, mask: Tensor) -> Tensor:
+        """The network's raw prediction, not composited (known pixels are the network's too):
+        what :class:`~restore.inference.poisson.PoissonBlended` blends.
+
+        Shape:
+            image: (B, 3, H, W) in [0, 1]; mask: (B, 1, H, W), 1 = hole; returns (B, 3, H, W)
+            float32 on the input's device.
+        """
+        return self._run(image, mask, keys=("predicted",))["predicted"]
+
+    @torch.no_grad()
     def inpaint(self, image: Tensor, mask: Tensor) -> Tensor:
         """Fill the holes.
 

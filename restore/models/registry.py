@@ -28,6 +28,8 @@ if TYPE_CHECKING:  # the registry is read by --help: it must not import torch
 
 #: How ``restore batch`` may treat images larger than a method's native size.
 STRATEGIES: tuple[str, ...] = ("subsample", "tile", "whole")
+#: ``restore batch --blend`` post-processing of each fill (:mod:`restore.inference.poisson`).
+BLEND_MODES: tuple[str, ...] = ("none", "poisson")
 #: The piece side of ``subsample``/``tile`` for a method that works at any size.
 DEFAULT_PIECE_SIZE = 256
 
@@ -75,7 +77,8 @@ class Method:
         default_strategy: ``restore batch``'s strategy for images larger than ``native_size``.
         ship_modules: the checkpoint modules a shipped (inference) checkpoint keeps.
         needs_weights: whether inference needs a checkpoint.
-        training_masks: default ``restore train --masks`` kinds (None: the loop's default mix).
+        training_masks: default ``restore train --masks`` kinds (None: the config's ``training_masks``
+            property where it has one, else the loop's default mix).
         smoke_config: config overrides giving a network small enough to train a step in about
             a second (the contract tests train and restore every method with it).
         max_pixels: the largest image (height × width) ``restore batch`` gives the method whole
@@ -83,6 +86,8 @@ class Method:
             hours; None for no limit.
         slow: inference takes tens of seconds per 256² image or more: the contract tests run the
             method only under ``-m slow``.
+        default_blend: ``restore batch``'s ``--blend`` for the method (GLCIC: ``poisson``, its
+            paper's post-processing; needs a ``network``).
     """
 
     name: str
@@ -99,10 +104,13 @@ class Method:
     smoke_config: Mapping[str, Any] = field(default_factory=dict)
     max_pixels: int | None = None
     slow: bool = False
+    default_blend: str = "none"
 
     def __post_init__(self) -> None:
         if self.default_strategy not in STRATEGIES:
             raise ValueError(f"method {self.name!r}: unknown default strategy {self.default_strategy!r}")
+        if self.default_blend not in BLEND_MODES or (self.default_blend != "none" and self.network is None):
+            raise ValueError(f"method {self.name!r}: default blend {self.default_blend!r} needs one of {', '.join(BLEND_MODES)} and a network")
         if self.load is None and self.network is None:
             raise ValueError(f"method {self.name!r} needs a network or a load function")
         if self.trainer is not None and self.config is None:
@@ -190,6 +198,20 @@ METHODS: dict[str, Method] = {
             needs_weights=True,
             smoke_config={"width": 4, "critic_width": 4, "local_size": 16, "global_size": 32},
         ),
+        Method(
+            "glcic",
+            "Globally and locally consistent completion (Iizuka et al. 2017): a dilated completion network trained "
+            "against one global + local decision; the 32² CIFAR-scale configuration ships as glcic-32",
+            config="restore.models.glcic.config:GLCICConfig",
+            network="restore.models.glcic.networks:CompletionNetwork",
+            trainer="restore.models.glcic.trainer:GLCICTrainer",
+            native_size=256,
+            default_strategy="subsample",
+            needs_weights=True,
+            smoke_config={"width": 4, "critic_width": 4, "features": 8, "local_size": 16, "global_size": 32,
+                          "global_layers": 3, "local_layers": 2, "generator_steps": 1, "discriminator_steps": 1},
+            default_blend="poisson",
+        ),
         Method("telea", "OpenCV Telea fast marching (radius 3), classical baseline",
                load="restore.models.classical:load_telea", default_strategy="whole"),
         Method("ns", "OpenCV Navier-Stokes (radius 3), classical baseline",
@@ -247,6 +269,12 @@ def strategy_help() -> str:
     for method in METHODS.values():
         by_strategy.setdefault(method.default_strategy, []).append(method.name)
     return "; ".join(f"{strategy} for {', '.join(names)}" for strategy, names in by_strategy.items())
+
+
+def blend_help() -> str:
+    """``restore batch --blend``'s default, method by method, as the records give it."""
+    blended = [name for name, method in METHODS.items() if method.default_blend != "none"]
+    return f"poisson for {', '.join(blended)}, none for the others" if blended else "none"
 
 
 def limited_help() -> str:

@@ -17,6 +17,9 @@ The training loop (:func:`restore.training.loop.fit`) drives any :class:`Trainer
   (:func:`~restore.models.registry.config_to_dict`) and ``metadata()``; ``init_missing(name)``
   starts a module a resumed checkpoint lacks, ``start_from(models)`` takes ``restore train
   --init``'s weights (the method's ``ship_modules``);
+* ``observe_photos(photos)``, optional: called with the training photos (uint8 RGB arrays)
+  before the first step of every process, fresh or resumed, for statistics a network keeps
+  (GLCIC's hole colour, the training set's mean pixel); it must not change a resumed run;
 * ``inpainter()`` is the current network as an :class:`~restore.models.base.Inpainter`
   (for samples and the learning curve); ``gradient_sync``, set by the loop in data-parallel
   runs, is called with an optimiser's parameters after each backward pass.

@@ -17,6 +17,7 @@ Inputs are taken as given: a caller that wants [-1, 1] images scales them itself
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from restore.nn.blocks import check_norm, conv2d, norm_layer
@@ -178,22 +179,31 @@ class GlobalLocalCritic(nn.Module):
         joint_features: None to score the two apart (DeepFill v1: each critic ends in one
             score); else the two critics' outputs (``joint_features`` in all, e.g. 1024 + 1024)
             are concatenated into one linear decision (GLCIC).
+        global_size: the side the global critic takes; images of another size are resized to
+            it (bilinear, antialiased) for the global critic only (None: taken as given).
+        feature_activation: applied to both critics' outputs before they are joined (GLCIC: ReLU).
 
     Shape:
         image: (B, C, H, W); mask: (B, 1, H, W), 1 = hole. Returns ``(global (B, 1), local (B, 1))``
         apart, or (B, 1) joint.
     """
 
-    def __init__(self, global_critic: nn.Module, local_critic: nn.Module, local_size: int, joint_features: int | None = None) -> None:
+    def __init__(self, global_critic: nn.Module, local_critic: nn.Module, local_size: int, joint_features: int | None = None,
+                 global_size: int | None = None, feature_activation: nn.Module | None = None) -> None:
         super().__init__()
         self.global_critic = global_critic
         self.local_critic = local_critic
         self.local_size = local_size
+        self.global_size = global_size
+        self.activation = feature_activation if feature_activation is not None else nn.Identity()
         self.joint = nn.Linear(joint_features, 1) if joint_features is not None else None
 
     def forward(self, image: Tensor, mask: Tensor) -> Tensor | tuple[Tensor, Tensor]:
         local = crop_boxes(image, hole_boxes(mask, self.local_size).to(image.device), self.local_size)
-        global_out, local_out = self.global_critic(image), self.local_critic(local)
+        whole = image
+        if self.global_size is not None and tuple(image.shape[-2:]) != (self.global_size, self.global_size):
+            whole = F.interpolate(image, size=(self.global_size, self.global_size), mode="bilinear", align_corners=False, antialias=True)
+        global_out, local_out = self.activation(self.global_critic(whole)), self.activation(self.local_critic(local))
         if self.joint is None:
             return global_out, local_out
         return self.joint(torch.cat([global_out, local_out], dim=1))

@@ -5,7 +5,7 @@ the method and its checkpoint, the masks of every image still to do (present and
 image's size, unless ``skip_missing`` / ``resize_masks``), that no image is over the method's
 size limit for ``--strategy whole`` (unless ``allow_large``) and, on resume, that the output was
 produced by the same input, method, checkpoint, masks, strategy (with the method's piece
-size) and ensemble. It groups the images still to do into **units**: one image per task,
+size), ensemble and blend. It groups the images still to do into **units**: one image per task,
 except that several small images of one size (fewer model inputs than ``batch_size`` each)
 share a task so they fill one model batch. Bad input raises :class:`PlanError`, naming the option.
 """
@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from restore.inference.poisson import BLEND_MODES
 from restore.inference.restoration import pieces_per_image
 from restore.messages import megapixels, one_line, preview
 from restore.models.ensemble import ENSEMBLE_SIZES
@@ -154,7 +155,8 @@ def _check_masks(masks_spec: Path, resize: bool, keys: Sequence[str], shapes: di
 #: Settings a resumed output must have been written with; an archive from a version that did not
 #: record one was written with the value given here (None: not checked).
 RESUME_SETTINGS = {"input_archive": None, "input_fingerprint": None, "method": None, "checkpoint_digest": None,
-                   "strategy": None, "strategy_options": None, "mask_options": None, "ensemble": 1}
+                   "strategy": None, "strategy_options": None, "mask_options": None, "ensemble": 1,
+                   "blend": "none"}
 
 #: What a changed fingerprint means, for the message.
 CHANGED_FILES = {"input_fingerprint": "the input archive's files"}
@@ -226,6 +228,7 @@ def prepare_batch(
     resize_masks: bool = False,
     dilate: int = 0,
     ensemble: int = 1,
+    blend: str = "none",
     allow_large: bool = False,
     bar: Callable[..., Any] | None = None,
 ) -> BatchPlan:
@@ -246,6 +249,8 @@ def prepare_batch(
         resize_masks: resize masks of another size (nearest).
         dilate: grow holes by this many pixels.
         ensemble: views per image of the geometric self-ensemble (:mod:`restore.models.ensemble`).
+        blend: ``"none"``, or ``"poisson"`` to Poisson-blend each fill (:mod:`restore.inference.poisson`;
+            network methods only).
         allow_large: restore images over the method's size limit whole all the same
             (:attr:`~restore.models.registry.Method.max_pixels`).
         bar: optional ``tqdm``-like factory for the mask check's progress.
@@ -268,6 +273,8 @@ def prepare_batch(
         raise PlanError(f"unknown strategy {strategy!r}; expected one of {', '.join(STRATEGIES)}", "--strategy")
     if ensemble not in ENSEMBLE_SIZES:
         raise PlanError(f"must be one of {', '.join(map(str, ENSEMBLE_SIZES))}, got {ensemble}", "--ensemble")
+    if blend not in BLEND_MODES:
+        raise PlanError(f"must be one of {', '.join(BLEND_MODES)}, got {blend!r}", "--blend")
     try:
         archive = open_archive(input_path)
     except ArchiveError as error:
@@ -284,6 +291,8 @@ def prepare_batch(
 
     if method not in METHODS:
         raise PlanError(f"unknown method {method!r}; known: {', '.join(METHODS)}", "--method")
+    if blend != "none" and METHODS[method].network is None:
+        raise PlanError(f"method {method!r} has no network output to blend; --blend {blend} needs a network method", "--blend")
     if checkpoint is not None and not METHODS[method].needs_weights:
         raise PlanError(f"method {method!r} uses no weights; drop --checkpoint", "--checkpoint")
     try:
@@ -307,6 +316,7 @@ def prepare_batch(
         "strategy": strategy,
         "strategy_options": strategy_options(strategy, METHODS[method].piece_size),
         "ensemble": int(ensemble),
+        "blend": blend,
     }
 
     writer = None
@@ -362,7 +372,7 @@ def prepare_batch(
         strategy=strategy,
         size=METHODS[method].piece_size,
         batch_size=int(batch_size),
-        loader=method_loader(method, checkpoint, ensemble),
+        loader=method_loader(method, checkpoint, ensemble, blend),
         device=device,
         threads=threads,
     )

@@ -58,25 +58,37 @@ class RunSpec:
     threads: int | None = None
 
 
-def method_loader(method: str, checkpoint: Path | None, ensemble: int = 1) -> Callable[[str], Inpainter]:
+def method_loader(method: str, checkpoint: Path | None, ensemble: int = 1, blend: str = "none") -> Callable[[str], Inpainter]:
     """A picklable ``loader(device)`` for a registered method with its checkpoint bound.
 
     The method's own ``load`` function is pickled (not its name), so methods registered at
     run time in the client (plugins, tests) work on workers that can import their module.
-    ``ensemble`` > 1 wraps the model in a :class:`~restore.models.ensemble.SelfEnsemble`.
+    ``ensemble`` > 1 wraps the model in a :class:`~restore.models.ensemble.SelfEnsemble`;
+    ``blend="poisson"`` wraps that in a :class:`~restore.inference.poisson.PoissonBlended`
+    (blending the ensemble's mean raw output).
     """
+    from restore.inference.poisson import BLEND_MODES
     from restore.models.registry import get_method
 
+    if blend not in BLEND_MODES:
+        raise ValueError(f"unknown blend {blend!r}; expected one of {', '.join(BLEND_MODES)}")
     load = get_method(method).loader
-    if ensemble == 1:
+    if ensemble == 1 and blend == "none":
         return functools.partial(load, checkpoint)
-    return functools.partial(_load_ensemble, load, checkpoint, ensemble)
+    return functools.partial(_load_wrapped, load, checkpoint, ensemble, blend)
 
 
-def _load_ensemble(load: Callable[[Path | None, str], Inpainter], checkpoint: Path | None, ensemble: int, device: str) -> Inpainter:
+def _load_wrapped(load: Callable[[Path | None, str], Inpainter], checkpoint: Path | None, ensemble: int, blend: str,
+                  device: str) -> Inpainter:
+    from restore.inference.poisson import PoissonBlended
     from restore.models.ensemble import SelfEnsemble
 
-    return SelfEnsemble(load(checkpoint, device), ensemble)
+    inpainter = load(checkpoint, device)
+    if ensemble > 1:
+        inpainter = SelfEnsemble(inpainter, ensemble)
+    if blend == "poisson":
+        inpainter = PoissonBlended(inpainter)
+    return inpainter
 
 
 def worker_device(device: str, worker_name: object = None) -> str:

@@ -211,6 +211,8 @@ def train_process(job: TrainJob, ranks: Ranks, start: dict | None = None, initia
         extra["photos_digest"] = names_digest(names)
         if start is not None:
             check_same_photos(start["metadata"], extra, job.data)
+        if hasattr(trainer, "observe_photos"):
+            trainer.observe_photos([photos[i] for i in train_idx])
         batches = TrainingBatches([photos[i] for i in train_idx], size=job.size, batch_size=job.batch_size, mask_kinds=job.kinds,
                                   seed=job.seed, rank=ranks.rank, world_size=ranks.world_size)
         options = LoopOptions(

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner, Result
+from helpers import torch_threads
 from pipelines.batch_fakes import (
     POISON,
     load_failing,
@@ -209,6 +210,54 @@ def test_ensemble_through_the_cli_equals_the_engine_and_binds_the_resume(schedul
     assert run(*args[:-1], str(older)).exit_code == 0
     bad = run(*args, "--ensemble", "3")
     assert bad.exit_code == 2 and "--ensemble" in bad.output
+
+
+def test_blend_poisson_through_the_cli_blends_csa_and_binds_the_resume(scheduler: str, tmp_path: Path) -> None:
+    from restore.data.output_archive import OutputArchive
+    from restore.inference.poisson import PoissonBlended
+    from restore.inference.restoration import restore_images
+    from restore.models.registry import load_inpainter
+
+    images = make_images(3, 24, 32, seed=8)
+    holes = make_masks(images, seed=3)
+    archive, masks = write_archive(tmp_path / "p.zarr", images), write_masks(tmp_path / "masks", holes)
+    # The shipped CSA: a trained network's raw output is off at the known pixels (an untrained
+    # one with a push-pull prefill returns them exactly, and blending would change nothing).
+    args = ["--input", str(archive), "--masks", str(masks), "--method", "csa", "--scheduler", scheduler]
+    output, plain = tmp_path / "blended.zarr", tmp_path / "plain.zarr"
+    result = run(*args, "--output", str(output), "--blend", "poisson")
+    assert result.exit_code == 0, result.output
+    assert run(*args, "--output", str(plain)).exit_code == 0
+    out, unblended = open_archive(output), open_archive(plain)
+    assert out.attrs["blend"] == "poisson" and unblended.attrs["blend"] == "none"
+    engine = PoissonBlended(load_inpainter("csa"))
+    for key, image in images.items():
+        restored, hole = out.read(key), holes[key]
+        assert np.array_equal(restored[~hole], image[~hole]), key  # known pixels exact
+        assert not np.array_equal(restored[hole], unblended.read(key)[hole]), key
+        with torch_threads(1):  # as the worker
+            expected = restore_images(engine, [image], [hole], strategy="subsample")[0]
+        assert np.abs(restored.astype(int) - expected.astype(int)).max() <= 1, key  # bf16 and threads may differ by an LSB
+
+    other = run(*args, "--output", str(output))
+    assert other.exit_code == 2 and "was written with blend 'poisson', this run uses 'none'" in other.output
+    older = tmp_path / "older.zarr"  # written before outputs recorded the blend: none
+    OutputArchive.create(older, open_archive(archive), {"method": "csa"}).close()
+    refused = run(*args, "--output", str(older), "--blend", "poisson")
+    assert refused.exit_code == 2 and "was written with blend 'none', this run uses 'poisson'" in refused.output
+    assert "nothing to do" in run(*args, "--output", str(output), "--blend", "poisson").output
+
+
+def test_blend_poisson_needs_a_network_method(small, tmp_path: Path) -> None:
+    archive, masks, _, _ = small
+    result = run("--input", str(archive), "--masks", str(masks), "--method", "telea", "--blend", "poisson")
+    assert result.exit_code == 2
+    errors = [line for line in result.output.splitlines() if line.startswith("Error")]
+    assert errors == ["Error: Invalid value for '--blend': method 'telea' has no network output to blend; "
+                      "--blend poisson needs a network method"]
+    unknown = run("--input", str(archive), "--masks", str(masks), "--blend", "laplace")
+    assert unknown.exit_code == 2 and "'--blend'" in unknown.output
+    assert not (tmp_path / "photos.restored.zarr").exists()
 
 
 def test_an_unreadable_or_foreign_checkpoint_is_refused_before_any_work(small, tmp_path: Path) -> None:

@@ -27,11 +27,11 @@ def test_records_name_their_code_and_build_configs() -> None:
     assert config.width == 8 and config == csa.config_class()(width=8)
     with pytest.raises(ValueError, match="unknown CSAConfig keys: colour"):
         build("csa", colour=1)
-    with pytest.raises(KeyError, match="unknown method 'deepfillv9'; known: csa, deepfill, telea, ns, fsr, fsr-best, shiftmap"):
+    with pytest.raises(KeyError, match="unknown method 'deepfillv9'; known: csa, deepfill, glcic, telea, ns, fsr, fsr-best, shiftmap"):
         build("deepfillv9")
     telea = get_method("telea")
     assert not telea.trainable and telea.native_size is None and telea.piece_size == 256 and telea.default_strategy == "whole"
-    assert trainable_methods() == ["csa", "deepfill"] and "subsample for csa" in strategy_help()
+    assert trainable_methods() == ["csa", "deepfill", "glcic"] and "subsample for csa, glcic" in strategy_help()
     assert "whole for deepfill, telea, ns" in strategy_help()
 
 
@@ -81,3 +81,15 @@ def test_checkpoints_by_file_or_by_shipped_name(tmp_path, monkeypatch: pytest.Mo
     with pytest.raises(registry.MissingWeightsError, match=r"csa-sharp: no such file, nor a shipped weights file \(shipped: csa, csa-psnr\)"):
         registry.resolve_checkpoint("csa", "csa-sharp")
     assert registry.resolve_checkpoint("telea", "anything") is None
+
+
+def test_default_blend_is_glcics_post_processing_and_needs_a_network():
+    from restore.models.registry import BLEND_MODES, Method, blend_help
+
+    assert get_method("glcic").default_blend == "poisson"
+    assert all(get_method(name).default_blend == "none" for name in ("csa", "deepfill", "telea", "fsr"))
+    assert blend_help() == "poisson for glcic, none for the others" and BLEND_MODES == ("none", "poisson")
+    with pytest.raises(ValueError, match="default blend"):
+        Method("x", "x", load="restore.models.classical:load_telea", default_blend="poisson")
+    with pytest.raises(ValueError, match="default blend"):
+        Method("x", "x", network="restore.models.glcic.networks:CompletionNetwork", default_blend="seamless")
