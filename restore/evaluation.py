@@ -7,7 +7,7 @@ training learning curve, so all three measure the same thing.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -158,6 +158,106 @@ def archive_fid(pred: Archive, target: Archive, inception: FIDInception, keys: S
     return frechet_distance(*statistics(np.concatenate(acts_pred)), *statistics(np.concatenate(acts_target)))
 
 
+def score_image(restored: np.ndarray, reference: np.ndarray, hole: np.ndarray, lpips: LPIPS | None = None) -> dict[str, float]:
+    """The protocol's metrics of one restored image (DESIGN §10).
+
+    Args:
+        restored, reference: uint8/uint16 pixels of the restoration and the original.
+        hole: True = hole.
+        lpips: an optional :class:`~restore.perceptual_metrics.LPIPS`; adds ``lpips``.
+
+    Returns:
+        ``{"l1", "l2", "psnr", "ssim", "swd", "detail", "grad_pred", "grad_target"[, "lpips"]}``.
+
+    Shape:
+        restored, reference: (H, W, C); hole: (H, W).
+    """
+    restored_f, reference_f = to_unit_float(restored), to_unit_float(reference)
+    metrics = {**image_metrics(restored_f, reference_f), **realism_metrics(restored_f, reference_f, hole)}
+    if lpips is not None:
+        metrics["lpips"] = lpips.distance(restored_f, reference_f)
+    return metrics
+
+
+def summarise_images(rows: list[dict]) -> dict:
+    """Means over all images and per hole-ratio bucket of per-image rows (each with ``bucket``).
+
+    Returns:
+        ``{"overall": {..., "count"}, "buckets": {name: {..., "count"}}}`` (empty buckets left out).
+    """
+    buckets: dict[str, dict[str, float]] = {}
+    for low, high in BUCKETS:
+        name = bucket_name(low, high)
+        members = [row for row in rows if row["bucket"] == name]
+        if members:
+            buckets[name] = {**_means(members), "count": len(members)}
+    return {"overall": {**_means(rows), "count": len(rows)}, "buckets": buckets}
+
+
+#: Called once per image by :func:`compare_archives`: (position, key, hole, target pixels or None,
+#: the restorations' pixels, their metric rows or None without a target).
+ImageVisitor = Callable[[int, str, np.ndarray, "np.ndarray | None", list[np.ndarray], "list[dict] | None"], None]
+
+
+def compare_archives(
+    preds: Sequence[Archive],
+    target: Archive | None,
+    masks: MaskSource,
+    *,
+    progress: bool = False,
+    lpips: LPIPS | None = None,
+    visit: ImageVisitor | None = None,
+) -> list[dict]:
+    """Score several restorations of one input against the originals in one pass over the keys.
+
+    Images are read one key at a time (the target's image, its mask, each restoration's
+    image), so memory stays bounded whatever the archives' length; ``visit`` sees each
+    key's pixels before the next ones are read (``restore eval --report`` makes its
+    thumbnails there).
+
+    Args:
+        preds: restored archives with the keys and shapes of ``target`` (or of each other;
+            see :func:`restore.comparison.check_restorations`).
+        target: the original archive, or None (no ground truth: nothing is scored).
+        masks: the :class:`~restore.data.masks.MaskSource` the restorations used.
+        progress: show a progress bar.
+        lpips: an optional :class:`~restore.perceptual_metrics.LPIPS`; adds ``lpips`` per image.
+        visit: called with every image (see :data:`ImageVisitor`).
+
+    Returns:
+        Per restoration, in order, what :func:`evaluate_archives` returns; ``[]`` without a target.
+    """
+    from restore.metrics import bucket_of
+
+    rows: list[list[dict]] = [[] for _ in preds]
+    changed: list[list[str]] = [[] for _ in preds]
+    keys = list((target if target is not None else preds[0]).keys)
+    iterator: Iterable[str] = keys
+    if progress:
+        from tqdm import tqdm
+
+        iterator = tqdm(keys, desc="eval" if target is not None else "report", unit="image")
+    for position, key in enumerate(iterator):
+        reference = target.read(key) if target is not None else None
+        restored = [pred.read(key) for pred in preds]
+        hole = masks.load(key, restored[0].shape[:2])
+        scored = None
+        if reference is not None:
+            ratio = float(hole.mean())
+            scored = []
+            for i, image in enumerate(restored):
+                if not np.array_equal(image[~hole], reference[~hole]):
+                    changed[i].append(key)
+                row = {"key": key, "hole_ratio": ratio, "bucket": bucket_of(ratio), **score_image(image, reference, hole, lpips)}
+                rows[i].append(row)
+                scored.append(row)
+        if visit is not None:
+            visit(position, key, hole, reference, restored, scored)
+    if target is None:
+        return []
+    return [{**summarise_images(r), "images": r, "known_pixels_changed": c} for r, c in zip(rows, changed, strict=True)]
+
+
 def evaluate_archives(pred: Archive, target: Archive, masks: MaskSource, progress: bool = False, lpips: LPIPS | None = None) -> dict:
     """Score a restored archive against the originals, per image and per hole-ratio bucket.
 
@@ -176,32 +276,4 @@ def evaluate_archives(pred: Archive, target: Archive, masks: MaskSource, progres
         side); images of any size down to 1×1 are scored (:func:`~restore.metrics.ssim`
         narrows its window below 11 px a side).
     """
-    from restore.metrics import bucket_of
-
-    rows: list[dict] = []
-    changed: list[str] = []
-    keys = list(target.keys)
-    iterator = keys
-    if progress:
-        from tqdm import tqdm
-
-        iterator = tqdm(keys, desc="eval", unit="image")
-    for key in iterator:
-        reference = target.read(key)
-        restored = pred.read(key)
-        hole = masks.load(key, reference.shape[:2])
-        if not np.array_equal(restored[~hole], reference[~hole]):
-            changed.append(key)
-        ratio = float(hole.mean())
-        restored_f, reference_f = to_unit_float(restored), to_unit_float(reference)
-        metrics = {**image_metrics(restored_f, reference_f), **realism_metrics(restored_f, reference_f, hole)}
-        if lpips is not None:
-            metrics["lpips"] = lpips.distance(restored_f, reference_f)
-        rows.append({"key": key, "hole_ratio": ratio, "bucket": bucket_of(ratio), **metrics})
-    buckets: dict[str, dict[str, float]] = {}
-    for low, high in BUCKETS:
-        name = bucket_name(low, high)
-        members = [row for row in rows if row["bucket"] == name]
-        if members:
-            buckets[name] = {**_means(members), "count": len(members)}
-    return {"overall": {**_means(rows), "count": len(rows)}, "buckets": buckets, "images": rows, "known_pixels_changed": changed}
+    return compare_archives([pred], target, masks, progress=progress, lpips=lpips)[0]

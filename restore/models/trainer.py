@@ -143,14 +143,15 @@ class GANTrainer(ABC):
         self._clip: dict[str, float | None] = {}
 
     # -- what the subclass registers ------------------------------------------------------
-    def add_module(self, name: str, module: nn.Module, average: float = 0.0) -> nn.Module:
+    def add_module(self, name: str, module: nn.Module, average: float = 0.0, own_statistics: bool = False) -> nn.Module:
         """Register a checkpointed module (moved to the device); ``average`` > 0 also keeps
-        its exponential moving average as ``NAME_ema`` (what is evaluated and shipped)."""
+        its exponential moving average as ``NAME_ema`` (what is evaluated and shipped), with
+        its own batch-norm statistics when ``own_statistics`` (the subclass measures them)."""
         if name in self._modules:
             raise ValueError(f"module {name!r} is registered already")
         self._modules[name] = module.to(self.device)
         if average > 0:
-            self._modules[f"{name}_ema"] = ExponentialMovingAverage(module, average).to(self.device)
+            self._modules[f"{name}_ema"] = ExponentialMovingAverage(module, average, own_statistics).to(self.device)
             self._averages[f"{name}_ema"] = name
         return module
 

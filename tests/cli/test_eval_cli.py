@@ -64,7 +64,8 @@ def test_metrics_per_bucket_match_direct_computation(setup: dict[str, Path]) -> 
         for name in ("l1", "l2", "psnr", "ssim"):
             assert row[name] == pytest.approx(expected[name])
     assert "| 40-50% | 1 |" in result.output and "| all | 3 |" in result.output
-    assert {p.name for p in report.iterdir()} == {"metrics.json", "metrics.md", "per_image.csv"}
+    # the metrics files as before, and the HTML report beside them (tests/report/)
+    assert {p.name for p in report.iterdir()} == {"metrics.json", "metrics.md", "per_image.csv", "index.html", "data.js", "assets", "images"}
 
 
 def test_changed_known_pixels_are_reported(setup: dict[str, Path]) -> None:

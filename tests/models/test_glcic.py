@@ -189,3 +189,38 @@ def test_hole_squared_error_is_summed_over_rgb_per_hole_pixel():
 def test_bad_mask_specs_are_refused(spec: str):
     with pytest.raises(ValueError):
         parse_kind(spec)
+
+
+def test_the_moving_average_measures_its_own_batch_norm_statistics():
+    trainer = GLCICTrainer(build("glcic", **SMOKE))
+    batches = TrainingBatches(smoke_photos(), size=32, batch_size=2, mask_kinds=("box:0.2-0.4",), seed=0)
+    trainer.train_step(0, batches.batches(0, 1))
+    live, average = trainer.generator.body[0][1], trainer.average().module.body[0][1]
+    assert not torch.equal(live.running_mean, average.running_mean)  # measured on the average's own activations
+    assert int(average.num_batches_tracked) == 1 and not trainer.average().module.training
+
+
+def test_ship_measures_batch_norm_statistics_on_the_runs_own_data(tmp_path: Path):
+    from click.testing import CliRunner
+
+    from restore.cli import main
+    from restore.data.images import write_image
+    from restore.training.ship import main as ship
+
+    photos = tmp_path / "photos"
+    for i, photo in enumerate(smoke_photos(count=3)):
+        write_image(photos / f"p{i}.png", photo)
+    settings = [f"--set={key}={value}" for key, value in SMOKE.items()]
+    result = CliRunner().invoke(main, ["-q", "train", "--method", "glcic", "--data", str(photos), "--out", str(tmp_path / "run"), "--size", "32",
+                                       "--batch-size", "2", "--iters", "2", "--holdout", "1", "--eval-every", "0", "--sample-every", "0",
+                                       "--warmup", "0", *settings])
+    assert result.exit_code == 0, result.output
+    plain, measured = tmp_path / "plain.pt", tmp_path / "measured.pt"
+    assert CliRunner().invoke(ship, [str(tmp_path / "run" / "last.pt"), str(plain), "--full-precision"]).exit_code == 0
+    result = CliRunner().invoke(ship, [str(tmp_path / "run" / "last.pt"), str(measured), "--full-precision", "--batch-norm-batches", "3"])
+    assert result.exit_code == 0, result.output
+    a, b = load_checkpoint(plain), load_checkpoint(measured)
+    assert b["metadata"]["batch_norm_recomputed"] == {"batches": 3, "batch_size": 2, "from_step": 2}
+    assert int(b["models"]["generator"]["body.0.1.num_batches_tracked"]) == 3
+    assert not torch.equal(a["models"]["generator"]["body.0.1.running_mean"], b["models"]["generator"]["body.0.1.running_mean"])
+    assert torch.equal(a["models"]["generator"]["body.0.0.weight"], b["models"]["generator"]["body.0.0.weight"])
