@@ -11,7 +11,7 @@ Sections (``--sections``, all by default):
   mirror — with NVIDIA masks, restored by Telea, then ``restore eval --report``.
 
 Every step runs as its own process through the CLI; ``restore eval`` runs under GNU
-``/usr/bin/time -v`` (wall time, peak resident memory of the process). The size is the
+``/usr/bin/time -v`` (wall time, CPU time, peak resident memory of the process). The size is the
 report folder's (``du -sk``). Inputs are built under ``--work`` and kept between runs (a
 restored archive that exists is resumed, i.e. reused). With ``--browser`` each report is
 then opened from disk in headless Chromium (Playwright; its own Chromium or the system's):
@@ -52,7 +52,8 @@ def _restore(*args: str, timed: Path | None = None) -> float:
 def _time_file(path: Path) -> dict:
     text = path.read_text()
     rss = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", text).group(1))
-    return {"peak_rss_mib": round(rss / 1024, 1)}
+    cpu = sum(float(re.search(rf"{kind} time \(seconds\): ([0-9.]+)", text).group(1)) for kind in ("User", "System"))
+    return {"peak_rss_mib": round(rss / 1024, 1), "cpu_seconds": round(cpu, 1)}
 
 
 def _du_mib(path: Path) -> float:
@@ -190,7 +191,7 @@ def section_eval(work: Path, methods: list[str]) -> dict:
 
     result = {"images": len(open_archive(archive).keys), "methods": methods, "batch_seconds": batch,
               **_report(preds, archive, masks, work / "report-eval")}
-    print(f"eval sets: {result['images']} images x {len(methods)} methods: {result['seconds']} s, "
+    print(f"eval sets: {result['images']} images x {len(methods)} methods: {result['seconds']} s ({result['cpu_seconds']} s CPU), "
           f"peak RSS {result['peak_rss_mib']} MiB, {result['size_mib']} MiB on disk")
     return result
 
@@ -203,7 +204,7 @@ def section_scale(work: Path, counts: list[int]) -> dict:
         pred, batch_seconds = _restored(archive, masks, "telea", work / f"crops-{count}.telea.zarr")
         results[str(count)] = {"images": count, "batch_seconds": batch_seconds, **_report([pred], archive, masks, work / f"report-{count}")}
         r = results[str(count)]
-        print(f"{count} images (telea): {r['seconds']} s, peak RSS {r['peak_rss_mib']} MiB, {r['size_mib']} MiB on disk "
+        print(f"{count} images (telea): {r['seconds']} s ({r['cpu_seconds']} s CPU), peak RSS {r['peak_rss_mib']} MiB, {r['size_mib']} MiB on disk "
               f"({r['size_mib'] * 1024 / count:.1f} KiB an image), data.js {r['data_js_kib']} KiB")
     return results
 

@@ -3,7 +3,8 @@
 A report writes only the entries of :data:`REPORT_ENTRIES`; anything else in the folder is
 the user's and is never touched. An existing report (any of those entries) is kept unless
 ``overwrite``; then every one of them is replaced, so no file of an older report is left
-beside the new one. A failed run leaves the folder as it was.
+beside the new one. A failed run leaves the folder as it was; the temporary folder of a
+killed run (SIGKILL, SIGTERM) is deleted by the next run for the same folder.
 """
 
 from __future__ import annotations
@@ -41,8 +42,35 @@ def check_report_folder(dest: Path, overwrite: bool) -> None:
         raise ReportFolderError(f"{found[0]}: exists (--overwrite replaces it)")
 
 
-def _temp_for(dest: Path) -> Path:
-    return dest.with_name(f".{dest.name}.tmp-{os.getpid()}")
+def _temp_for(dest: Path, pid: int | None = None) -> Path:
+    return dest.with_name(f".{dest.name}.tmp-{os.getpid() if pid is None else pid}")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def remove_stale_builds(dest: Path) -> list[Path]:
+    """Delete the temporary folders of ``dest`` left by killed runs (``.NAME.tmp-<pid>`` of no live process).
+
+    Returns:
+        The folders removed.
+    """
+    prefix = _temp_for(dest, 0).name.removesuffix("0")
+    removed = []
+    if dest.parent.is_dir():
+        for candidate in dest.parent.glob(f"{prefix}*"):
+            digits = candidate.name.removeprefix(prefix)
+            if digits.isdigit() and candidate.is_dir() and not _alive(int(digits)):
+                shutil.rmtree(candidate, ignore_errors=True)
+                removed.append(candidate)
+    return removed
 
 
 @contextlib.contextmanager
@@ -62,6 +90,7 @@ def staged_report(dest: str | os.PathLike, *, overwrite: bool = False) -> Iterat
     dest = Path(dest)
     check_report_folder(dest, overwrite)
     dest.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_builds(dest)
     tmp = _temp_for(dest)
     if tmp.exists():  # left by a killed process that had our pid
         shutil.rmtree(tmp)

@@ -205,3 +205,15 @@ def test_sixteen_bit_grey_photos_get_8_bit_rgb_thumbnails(tmp_path: Path) -> Non
     assert result.exit_code == 0, result.output
     thumb = read_image(tmp_path / "r" / "images" / "0" / "0-orig.jpg")
     assert thumb.shape == (20, 30, 3) and thumb.dtype == np.uint8
+
+
+def test_the_next_run_removes_what_a_killed_run_left(make_inputs, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    inputs = make_inputs(count=2)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True)
+    stale = tmp_path / f".r.tmp-{dead.stdout.strip()}"
+    (stale / "images").mkdir(parents=True)
+    assert _compare(inputs, tmp_path / "r").exit_code == 0
+    assert not stale.exists() and (tmp_path / "r" / "index.html").is_file()
