@@ -20,6 +20,8 @@ def methods() -> None:
             weights = "not needed"
         elif method.shipped_checkpoint is not None:
             weights = f"shipped ({method.shipped_checkpoint.name}" + "".join(f"; {p.stem}" for p in method.shipped_variants) + ")"
+        elif method.shipped_variants:
+            weights = "--checkpoint " + " or ".join(p.stem for p in method.shipped_variants) + " (shipped), or a file"
         else:
             weights = "none shipped (--checkpoint)"
         size = f"{method.native_size}²" if method.native_size else "any"

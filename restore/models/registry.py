@@ -310,9 +310,11 @@ def resolve_checkpoint(name: str, checkpoint: Path | str | None) -> Path | None:
         variants = ", ".join(p.stem for p in [*filter(None, [method.shipped_checkpoint]), *method.shipped_variants])
         raise MissingWeightsError(f"{checkpoint}: no such file, nor a shipped weights file" + (f" (shipped: {variants})" if variants else ""))
     if method.shipped_checkpoint is None:
+        variants = " or ".join(p.stem for p in method.shipped_variants)
         raise MissingWeightsError(
-            f"method {name!r} has no shipped checkpoint; train one with "
-            f"`restore train --method {name}` and pass it with --checkpoint"
+            f"method {name!r} has no shipped checkpoint of its own; "
+            + (f"pass --checkpoint {variants} (shipped) or " if variants else "")
+            + f"train one with `restore train --method {name}` and pass it with --checkpoint"
         )
     return method.shipped_checkpoint
 

@@ -70,6 +70,9 @@ def test_checkpoints_by_file_or_by_shipped_name(tmp_path, monkeypatch: pytest.Mo
     (tmp_path / "weights").mkdir()
     with pytest.raises(registry.MissingWeightsError, match="no shipped checkpoint"):
         registry.resolve_checkpoint("csa", None)
+    (tmp_path / "weights" / "csa-psnr.pt").write_bytes(b"x")
+    with pytest.raises(registry.MissingWeightsError, match="pass --checkpoint csa-psnr \\(shipped\\) or train one"):
+        registry.resolve_checkpoint("csa", None)
     for name in ("csa.pt", "csa-psnr.pt"):
         (tmp_path / "weights" / name).write_bytes(b"x")
     mine = tmp_path / "mine.pt"
