@@ -9,37 +9,51 @@
 
   // ---- sorting (pure) ----------------------------------------------------------------------
 
-  /** A metric value as "quality": larger is better, null where undefined. */
-  function quality(data, label, metric, i) {
-    const spec = data.metrics.find(function (m) { return m.name === metric; });
-    const v = data.values[label][metric][i];
-    if (v === null || v === undefined || Number.isNaN(v)) return null;
-    if (spec.better === "higher") return v;
-    if (spec.better === "lower") return -v;
-    return v > 0 ? -Math.abs(Math.log(v)) : -Infinity; // "one": the detail ratio, 1.0 is best
+  /** A function of the image position giving run `label`'s `metric` as "quality": larger is better, null where undefined. */
+  function qualityOf(data, label, metric) {
+    const better = data.metrics.find(function (m) { return m.name === metric; }).better;
+    const values = data.values[label][metric];
+    return function (i) {
+      const v = values[i];
+      if (v === null || v === undefined || Number.isNaN(v)) return null;
+      if (better === "higher") return v;
+      if (better === "lower") return -v;
+      return v > 0 ? -Math.abs(Math.log(v)) : -Infinity; // "one": the detail ratio, 1.0 is best
+    };
   }
 
-  /** The value an image is sorted by under `spec` (null: sorted last). */
-  function sortValue(data, spec, i) {
-    if (spec.kind === "order") return i;
-    if (spec.kind === "hole") return data.hole[i];
-    if (spec.kind === "metric") return quality(data, spec.label, spec.metric, i);
+  function quality(data, label, metric, i) {
+    return qualityOf(data, label, metric)(i);
+  }
+
+  /** A function of the image position giving the value it is sorted by under `spec` (null: sorted last). */
+  function valueOf(data, spec) {
+    if (spec.kind === "order") return function (i) { return i; };
+    if (spec.kind === "hole") return function (i) { return data.hole[i]; };
+    if (spec.kind === "metric") return qualityOf(data, spec.label, spec.metric);
     if (spec.kind === "gap") {
-      const a = quality(data, spec.a, spec.metric, i);
-      const b = quality(data, spec.b, spec.metric, i);
-      if (a === null || b === null) return null;
-      const gap = a - b; // NaN when both are infinite (two perfect images)
-      return Number.isNaN(gap) ? 0 : gap;
+      const a = qualityOf(data, spec.a, spec.metric), b = qualityOf(data, spec.b, spec.metric);
+      return function (i) {
+        const x = a(i), y = b(i);
+        if (x === null || y === null) return null;
+        const gap = x - y; // NaN when both are infinite (two perfect images): a tie
+        return Number.isNaN(gap) ? 0 : gap;
+      };
     }
     throw new Error("unknown sort kind " + spec.kind);
+  }
+
+  function sortValue(data, spec, i) {
+    return valueOf(data, spec)(i);
   }
 
   /** Image positions in the order `spec` gives; ascending or not; undefined values last; ties by position. */
   function sortOrder(data, spec, ascending) {
     const n = data.keys.length;
+    const value = valueOf(data, spec);
     const values = new Array(n);
     const order = new Array(n);
-    for (let i = 0; i < n; i++) { values[i] = sortValue(data, spec, i); order[i] = i; }
+    for (let i = 0; i < n; i++) { values[i] = value(i); order[i] = i; }
     order.sort(function (x, y) {
       const a = values[x], b = values[y];
       if (a === null && b === null) return x - y;
@@ -55,7 +69,8 @@
   /** The `k` worst and `k` best images of run `label` by `metric` (worst first; best first). */
   function extremes(data, label, metric, k) {
     const spec = { kind: "metric", label: label, metric: metric };
-    const defined = sortOrder(data, spec, true).filter(function (i) { return sortValue(data, spec, i) !== null; });
+    const value = valueOf(data, spec);
+    const defined = sortOrder(data, spec, true).filter(function (i) { return value(i) !== null; });
     const worst = defined.slice(0, k);
     const best = defined.slice(Math.max(k, defined.length - k)).reverse();
     return { worst: worst, best: best };
@@ -231,10 +246,21 @@
     section.hidden = false;
   }
 
+  const cache = { key: null, order: null };
+
+  /** The current sort's order, computed once per sort and direction (not per page). */
+  function currentOrder(option) {
+    const key = state.sort + "|" + state.order;
+    if (cache.key !== key) {
+      cache.order = sortOrder(data, option.spec, option.orders[state.order][1]);
+      cache.key = key;
+    }
+    return cache.order;
+  }
+
   function renderPage() {
     const option = currentOption();
-    const ascending = option.orders[state.order][1];
-    const order = sortOrder(data, option.spec, ascending);
+    const order = currentOrder(option);
     const pages = Math.max(1, Math.ceil(order.length / state.size));
     state.page = Math.min(Math.max(0, state.page), pages - 1);
     const start = state.page * state.size;
