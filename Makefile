@@ -57,6 +57,10 @@ bench: venv
 	$(PY) benchmarks/speed.py --method deepfill
 	$(PY) benchmarks/speed.py --method deepfill --size 512 --batches 1 --no-ensemble --no-reference --json bench-out/speed-deepfill-512.json
 	$(PY) benchmarks/attention_memory.py
+	$(PY) benchmarks/quality.py --methods glcic --blend poisson --reuse bench-out/quality.json --json bench-out/quality-glcic.json
+	$(PY) benchmarks/speed.py --method glcic --no-ensemble --no-reference --json bench-out/speed-glcic.json
+	$(PY) benchmarks/glcic_32.py --checkpoint final=restore/weights/glcic-32.pt
+	$(PY) benchmarks/poisson.py
 	OMP_NUM_THREADS=1 $(PY) benchmarks/batch.py
 	for side in 1024 2048 4096; do $(PY) benchmarks/batch.py --sections large --large $$side --large-hole-ratio 0.3 \
 	  --run deepfill=deepfill --large-methods deepfill --json bench-out/batch-deepfill-$$side.json; done
@@ -104,8 +108,9 @@ train-deepfill: venv
 
 # GLCIC at CIFAR scale (resumable): the 32² configuration (restore/models/glcic/cifar32.toml: the
 # seed's 5-12 px boxes, 16² local window, least squares GAN, phases 1500/150 steps), batch 256, bf16.
-# Then: python -m restore.training.ship $(GLCIC32_RUN)/last.pt restore/weights/glcic-32.pt
-#       python benchmarks/glcic_32.py --checkpoint phase1=$(GLCIC32_RUN)/step-001500.pt --checkpoint final=restore/weights/glcic-32.pt
+# Then: python -m restore.training.ship $(GLCIC32_RUN)/last.pt restore/weights/glcic-32.pt --batch-norm-batches 16
+#       python -m restore.training.ship $(GLCIC32_RUN)/step-001500.pt $(GLCIC32_RUN)/phase1-shipped.pt --batch-norm-batches 16
+#       python benchmarks/glcic_32.py --checkpoint phase1=$(GLCIC32_RUN)/phase1-shipped.pt --checkpoint final=restore/weights/glcic-32.pt
 GLCIC32_RUN ?= runs/glcic32-a
 GLCIC32_ITERS ?= 20000
 GLCIC_TRAIN_FLAGS ?= --data ../shared/data/train --checkpoint-every 100 --keep-every 500 --sample-every 500 --eval-every 500
@@ -118,12 +123,12 @@ train-glcic-32: venv
 	fi
 
 # GLCIC at 256² (resumable): the paper's networks, its boxes (96-128 px) and the project's irregular
-# masks, batch 8, bf16. The paper's phases (90,000 / 10,000 steps at batch 96 on 4 GPUs) are out of a
-# CPU's reach; GLCIC_SET shortens them.
-# Then: python -m restore.training.ship $(GLCIC_RUN)/last.pt restore/weights/glcic.pt
+# masks, batch 4, bf16 (a phase-1 step: about 3.4 s on 2 cores). The paper's phases (90,000 / 10,000
+# steps at batch 96 on 4 GPUs) are out of a CPU's reach; GLCIC_SET shortens them.
+# Then: python -m restore.training.ship $(GLCIC_RUN)/last.pt restore/weights/glcic.pt --batch-norm-batches 16
 GLCIC_RUN ?= runs/glcic-a
 GLCIC_ITERS ?= 20000
-GLCIC_BATCH ?= 8
+GLCIC_BATCH ?= 4
 GLCIC_SET ?= --set generator_steps=6000 --set discriminator_steps=600 --set lr=0.0005
 train-glcic: export OMP_WAIT_POLICY := $(OMP_WAIT_POLICY)
 train-glcic: venv
