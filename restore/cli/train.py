@@ -43,6 +43,19 @@ def _parse_kinds(value: str) -> tuple[str, ...]:
     return kinds
 
 
+def _check_kinds_fit(kinds: tuple[str, ...], size: int) -> None:
+    """Every mask kind can be drawn in a ``size``² crop (a ratio range may not fit it), else a usage error naming --masks."""
+    import numpy as np
+
+    from restore.data.mask_generators import random_training_mask
+
+    for kind in kinds:
+        try:
+            random_training_mask([kind], size, size, np.random.default_rng(0))
+        except ValueError as error:
+            raise click.BadParameter(f"{kind}: {error}", param_hint="'--masks'") from None
+
+
 def _starting_points(method: str, out: Path, resume: bool, init_path: Path | None) -> tuple[dict | None, dict | None]:
     """The run to resume (``OUT/last.pt``) and the checkpoint to start from (``--init``), validated."""
     from restore.checkpoint import CheckpointError, load_checkpoint
@@ -209,6 +222,7 @@ def train(ctx: click.Context, method: str, data: Path, out: Path, size: int | No
     multiple = getattr(config, "multiple", 1)
     if size % multiple:
         raise click.BadParameter(f"must be a multiple of {multiple} (the network's down-sampling), got {size}", param_hint="'--size'")
+    _check_kinds_fit(kinds, size)
     smallest = getattr(config, "min_training_size", 1)
     if size < smallest:
         raise click.BadParameter(f"must be at least {smallest} for this configuration (its min_training_size), got {size}", param_hint="'--size'")

@@ -14,6 +14,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from restore.data.images import to_rgb8
+
+__all__ = ["to_rgb8"]  # re-exported: its home is restore.data.images
+
 #: the default mix of training masks: irregular strokes and boxes, up to about half the image.
 DEFAULT_TRAINING_MASKS: tuple[str, ...] = ("freeform", "medium", "thick", "cellular", "box", "center")
 
@@ -29,24 +33,6 @@ def list_image_files(root: Path) -> list[Path]:
         p for p in root.rglob("*")
         if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS and not any(part.startswith(".") for part in p.relative_to(root).parts)
     )  # fmt: skip
-
-
-def to_rgb8(image: np.ndarray) -> np.ndarray:
-    """Any (H, W, C) uint8/uint16 image as (H, W, 3) uint8 RGB (alpha dropped, grey repeated).
-
-    Shape:
-        image: (H, W, C) with C in {1, 3, 4}, or (H, W); returns (H, W, 3).
-    """
-    array = np.asarray(image)
-    if array.ndim == 2:
-        array = array[..., None]
-    if array.dtype == np.uint16:
-        array = ((array.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
-    elif array.dtype != np.uint8:
-        raise ValueError(f"expected uint8 or uint16 image, got {array.dtype}")
-    if array.shape[-1] == 1:
-        array = np.repeat(array, 3, axis=-1)
-    return np.ascontiguousarray(array[..., :3])
 
 
 def load_images(source: Path) -> tuple[list[str], list[np.ndarray]]:
@@ -154,7 +140,8 @@ class TrainingBatches:
             raise ValueError(f"rank {self.rank} is outside world size {self.world_size}")
         from restore.data.mask_generators import random_training_mask
 
-        random_training_mask(self.mask_kinds, 8, 8, np.random.default_rng(0))  # validates the kinds early
+        for kind in self.mask_kinds:  # every kind can be drawn at this size: fail now, not mid-run
+            random_training_mask([kind], self.size, self.size, np.random.default_rng(0))
 
     def batch(self, step: int, draw: int = 0) -> tuple[Tensor, Tensor]:
         """Batch ``draw`` of training step ``step`` (a step of a WGAN-GP method draws several).

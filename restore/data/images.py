@@ -568,3 +568,21 @@ def find_images(src: str | os.PathLike, *, recursive: bool = False) -> ImageList
         seen[key] = path
     listing.entries = sorted(seen.items())
     return listing
+
+
+def to_rgb8(image: np.ndarray) -> np.ndarray:
+    """Any (H, W, C) uint8/uint16 image as (H, W, 3) uint8 RGB (alpha dropped, grey repeated).
+
+    Shape:
+        image: (H, W, C) with C in {1, 3, 4}, or (H, W); returns (H, W, 3).
+    """
+    array = np.asarray(image)
+    if array.ndim == 2:
+        array = array[..., None]
+    if array.dtype == np.uint16:
+        array = ((array.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
+    elif array.dtype != np.uint8:
+        raise ValueError(f"expected uint8 or uint16 image, got {array.dtype}")
+    if array.shape[-1] == 1:
+        array = np.repeat(array, 3, axis=-1)
+    return np.ascontiguousarray(array[..., :3])

@@ -15,6 +15,9 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
+from restore.data._zarr_store import temp_dir_for
+from restore.data.ingest import remove_stale_temp_dirs
+
 #: Everything ``restore eval --report`` may write into the folder.
 REPORT_ENTRIES = ("index.html", "data.js", "assets", "images", "metrics.json", "metrics.md", "per_image.csv")
 
@@ -42,37 +45,6 @@ def check_report_folder(dest: Path, overwrite: bool) -> None:
         raise ReportFolderError(f"{found[0]}: exists (--overwrite replaces it)")
 
 
-def _temp_for(dest: Path, pid: int | None = None) -> Path:
-    return dest.with_name(f".{dest.name}.tmp-{os.getpid() if pid is None else pid}")
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process
-        return True
-    return True
-
-
-def remove_stale_builds(dest: Path) -> list[Path]:
-    """Delete the temporary folders of ``dest`` left by killed runs (``.NAME.tmp-<pid>`` of no live process).
-
-    Returns:
-        The folders removed.
-    """
-    prefix = _temp_for(dest, 0).name.removesuffix("0")
-    removed = []
-    if dest.parent.is_dir():
-        for candidate in dest.parent.glob(f"{prefix}*"):
-            digits = candidate.name.removeprefix(prefix)
-            if digits.isdigit() and candidate.is_dir() and not _alive(int(digits)):
-                shutil.rmtree(candidate, ignore_errors=True)
-                removed.append(candidate)
-    return removed
-
-
 @contextlib.contextmanager
 def staged_report(dest: str | os.PathLike, *, overwrite: bool = False) -> Iterator[Path]:
     """Build a report in a temporary folder beside ``dest``; move it into place when the block succeeds.
@@ -90,8 +62,8 @@ def staged_report(dest: str | os.PathLike, *, overwrite: bool = False) -> Iterat
     dest = Path(dest)
     check_report_folder(dest, overwrite)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_builds(dest)
-    tmp = _temp_for(dest)
+    remove_stale_temp_dirs(dest)
+    tmp = temp_dir_for(dest)
     if tmp.exists():  # left by a killed process that had our pid
         shutil.rmtree(tmp)
     tmp.mkdir()

@@ -14,6 +14,8 @@ import io
 
 import numpy as np
 
+from restore.data.images import to_rgb8
+
 #: Default long side of a thumbnail, pixels.
 THUMBNAIL_SIDE = 256
 #: JPEG quality of the thumbnails (OpenCV's scale, 0-100).
@@ -29,23 +31,6 @@ def thumbnail_shape(height: int, width: int, side: int = THUMBNAIL_SIDE) -> tupl
     """
     scale = min(1.0, side / max(height, width))
     return max(1, round(height * scale)), max(1, round(width * scale))
-
-
-def display_rgb(image: np.ndarray) -> np.ndarray:
-    """8-bit RGB pixels to show: uint16 rounded to 8 bits, grey repeated, alpha dropped.
-
-    Shape:
-        image: (H, W, C) with C in 1, 3, 4, uint8 or uint16; returns (H, W, 3) uint8.
-    """
-    if image.ndim == 2:
-        image = image[..., None]
-    if image.dtype == np.uint16:
-        image = ((image.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
-    elif image.dtype != np.uint8:
-        raise ValueError(f"thumbnails take uint8 or uint16 pixels, not {image.dtype}")
-    if image.shape[-1] == 1:
-        return np.repeat(image, 3, axis=-1)
-    return np.ascontiguousarray(image[..., :3])
 
 
 def shrink(image: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
@@ -154,5 +139,5 @@ def thumbnails(
     """
     shape = thumbnail_shape(*hole.shape, side)
     columns = [*restored, *([reference] if reference is not None else [])]
-    pictures = [encode_jpeg(shrink(display_rgb(column), shape), quality) for column in columns]
+    pictures = [encode_jpeg(shrink(to_rgb8(column), shape), quality) for column in columns]
     return shape, pictures, encode_holes(hole, shape)

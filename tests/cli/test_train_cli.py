@@ -83,6 +83,8 @@ def test_train_then_resume(photos: Path, tmp_path: Path) -> None:
     [
         (["--masks", "nvidia"], "--masks"),
         (["--masks", "spiral"], "--masks"),
+        (["--masks", "box:0.9-0.1"], "--masks"),
+        (["--masks", "box:0.01-0.02"], "box:0.01-0.02: no whole-pixel box side of a 32-px image side"),
         (["--size", "40"], "multiple of 32"),
         (["--set", "colour=1"], "unknown key 'colour'"),
         (["--set", "width=wide"], "width expects int"),

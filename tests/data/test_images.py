@@ -383,3 +383,15 @@ def test_find_images_key_clash(tmp_path: Path) -> None:
 def test_image_key() -> None:
     assert image_key("sub/photo1.png") == "sub/photo1"
     assert image_key("my.photo.jpeg") == "my.photo"
+
+
+def test_to_rgb8_gives_8_bit_rgb_from_grey_16_bit_and_rgba() -> None:
+    from restore.data.images import to_rgb8
+
+    grey16 = np.array([[[0], [65535], [32896]]], np.uint16)
+    assert to_rgb8(grey16).tolist() == [[[0] * 3, [255] * 3, [128] * 3]]
+    rgba = np.zeros((2, 2, 4), np.uint8)
+    rgba[..., 3] = 7
+    assert to_rgb8(rgba).shape == (2, 2, 3) and to_rgb8(rgba).max() == 0
+    with pytest.raises(ValueError, match="uint8 or uint16"):
+        to_rgb8(np.zeros((2, 2, 3), np.float32))

@@ -12,7 +12,6 @@ from PIL import Image
 
 from restore.report.thumbnails import (
     OUTLINE_RGB,
-    display_rgb,
     encode_holes,
     hole_outline,
     thumbnail_shape,
@@ -24,14 +23,6 @@ from restore.report.thumbnails import (
                                                          ((1, 5000), 256, (1, 256)), ((256, 256), 256, (256, 256))])
 def test_thumbnail_shape_keeps_the_aspect_and_never_enlarges(size, side, expected) -> None:
     assert thumbnail_shape(*size, side) == expected
-
-
-def test_display_pixels_are_8_bit_rgb() -> None:
-    grey16 = np.array([[[0], [65535], [32896]]], np.uint16)
-    assert display_rgb(grey16).tolist() == [[[0] * 3, [255] * 3, [128] * 3]]
-    rgba = np.zeros((2, 2, 4), np.uint8)
-    rgba[..., 3] = 7
-    assert display_rgb(rgba).shape == (2, 2, 3) and display_rgb(rgba).max() == 0
 
 
 def test_the_outline_rings_the_hole_from_outside() -> None:
