@@ -25,6 +25,7 @@ card checks), the baselines and the margins' rules, the machine and the seconds 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import platform
 import time
@@ -91,9 +92,12 @@ def _reused(paths: tuple[Path, ...], label: str, set_name: str, images: int, see
 @click.option("--reuse", "reuse_paths", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="An earlier run's JSON: baselines it scored with the same seed on the same set and number of images are "
                    "taken from it instead of scored again (repeatable; FSR and shift-map take most of an hour).")
+@click.option("--set", "settings", multiple=True, metavar="KEY=VALUE",
+              help="An inference setting for every scored method that has it (wgan: search_steps=200, restarts=1); recorded in the JSON.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=Path("bench-out/quality.json"), show_default=True)
 def main(methods: str, baselines: str, checkpoints: tuple[str, ...], labels: tuple[str, ...], sets: str, limit: int | None, seed: int,
-         batch_size: int, ensemble: str | None, blend: str | None, reuse_paths: tuple[Path, ...], json_path: Path) -> None:
+         batch_size: int, ensemble: str | None, blend: str | None, reuse_paths: tuple[Path, ...], settings: tuple[str, ...],
+         json_path: Path) -> None:
     import torch
 
     from restore.data.datasets import centre_square, load_images
@@ -124,7 +128,19 @@ def main(methods: str, baselines: str, checkpoints: tuple[str, ...], labels: tup
         if method not in METHODS or not path:
             raise click.BadParameter(f"expected NAME=METHOD:PATH with a registered method, got {label}={target}", param_hint="'--label'")
         runs[label] = (method, Path(path))
-    inpainters = {label: METHODS[method].loader(path, "cpu") for label, (method, path) in runs.items()}
+    given_settings = _pairs(settings, "--set")
+    if given_settings and not any(set(given_settings) <= set(METHODS[method].inference_settings) for method, _ in runs.values()):
+        raise click.BadParameter(f"no scored method has the inference setting(s) {', '.join(given_settings)}", param_hint="'--set'")
+
+    def method_settings(method: str) -> dict:
+        """The --set values of a method's inference settings, typed by its config."""
+        record = METHODS[method]
+        if not set(given_settings) <= set(record.inference_settings):
+            return {}
+        fields = {f.name: f.type for f in dataclasses.fields(record.config_class())}
+        return {key: {"int": int, "float": float}.get(str(fields[key]), str)(value) for key, value in given_settings.items()}
+
+    inpainters = {label: METHODS[method].loader(path, "cpu", **method_settings(method)) for label, (method, path) in runs.items()}
     learned = [label for label, (method, _) in runs.items() if method not in BASELINES]
     if ensemble is not None:
         for label in list(learned):
@@ -146,7 +162,7 @@ def main(methods: str, baselines: str, checkpoints: tuple[str, ...], labels: tup
                     for label, (method, path) in runs.items()},
         "baselines": {"scored": [label for label in runs if label in BASELINES], "fidelity": list(FIDELITY_BASELINES),
                       "realism": list(REALISM_BASELINES), "anchor": REALISM_ANCHOR},
-        "seed": seed, "threads": torch.get_num_threads(), "torch": torch.__version__, "machine": platform.machine(), "sets": {},
+        "seed": seed, "settings": given_settings, "threads": torch.get_num_threads(), "torch": torch.__version__, "machine": platform.machine(), "sets": {},
     }
     for name in sets.split(","):
         folder = shared_data_dir() / "eval" / name

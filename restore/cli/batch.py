@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -31,6 +32,7 @@ from restore.models.registry import BLEND_MODES, STRATEGIES, blend_help, limited
 @click.option("--dilate", default=0, show_default=True, type=click.IntRange(min=0), help="Grow every hole by this many pixels.")
 @click.option("--allow-large", is_flag=True, help=f"Restore images over the method's size limit whole all the same ({limited_help()}; see `restore methods`).")
 @click.option("--ensemble", default="1", show_default=True, type=click.Choice([str(n) for n in ENSEMBLE_SIZES]), help="Average the fills of N mirrored/transposed views of each image (self-ensemble): N times the model calls for a slightly better fill from a network such as CSA.")
+@click.option("--set", "settings", multiple=True, metavar="KEY=VALUE", help="Change one inference setting of the method (repeatable; wgan: search_steps, restarts and the search's other settings, see `restore methods`) [default: the checkpoint's].")
 @click.option("--blend", default=None, type=click.Choice(BLEND_MODES), help=f"Post-process each fill: poisson solves for the hole's pixels with the network's own gradients and the known pixels as the boundary (GLCIC's post-processing; seamless colours at the hole's edge); needs a network method [default: the method's: {blend_help()}].")
 def batch(
     input_path: Path,
@@ -51,6 +53,7 @@ def batch(
     ensemble: str,
     blend: str | None,
     allow_large: bool,
+    settings: tuple[str, ...],
 ) -> None:
     """Fill the holes of every image of --input and write them to --output.
 
@@ -100,11 +103,12 @@ def batch(
         if workers * threads > usable_cores():
             note(f"warning: {workers} worker(s) x {threads} thread(s) is more than the {usable_cores()} usable cores; expect slowdowns")
 
-    if strategy is None or blend is None:
-        from restore.models.registry import get_method
+    from restore.models.registry import get_method
 
-        strategy = strategy or get_method(method).default_strategy
-        blend = blend or get_method(method).default_blend
+    record = get_method(method)
+    strategy = strategy or record.default_strategy
+    blend = blend or record.default_blend
+    inference_settings = _inference_settings(record, settings)
 
     def mask_bar(**kwargs: object) -> tqdm:
         return tqdm(file=sys.stderr, disable=True if quiet else None, leave=False, delay=1.0, **kwargs)
@@ -114,7 +118,7 @@ def batch(
             input_path, masks_spec, output=output_path, method=method, checkpoint=checkpoint,
             device=worker_device, threads=threads, batch_size=batch_size, overwrite=overwrite,
             strategy=strategy, skip_missing=skip_missing, resize_masks=resize_masks, dilate=dilate,
-            ensemble=int(ensemble), blend=blend, allow_large=allow_large, bar=mask_bar,
+            ensemble=int(ensemble), blend=blend, allow_large=allow_large, bar=mask_bar, settings=inference_settings,
         )  # fmt: skip
     except PlanError as error:
         raise click.BadParameter(str(error), param_hint=f"'{error.option}'") from None
@@ -173,3 +177,25 @@ def batch(
             f"{stop}{len(keys)} image(s) failed: {preview(keys)} (first error: {report.failed[keys[0]]}); "
             f"the {written} restored image(s) are written; run again to retry the others"
         )
+
+
+def _inference_settings(record: Any, settings: tuple[str, ...]) -> dict[str, Any]:
+    """``--set`` items as typed values, each one of the method's inference settings."""
+    if not settings:
+        return {}
+    from restore.cli.options import config_overrides
+
+    if not record.inference_settings:
+        raise click.BadParameter(f"method {record.name!r} has no inference settings", param_hint="'--set'")
+    values = config_overrides(record.config_class(), settings, None)
+    fixed = sorted(set(values) - set(record.inference_settings))
+    if fixed:
+        raise click.BadParameter(
+            f"{', '.join(fixed)}: not an inference setting of {record.name} (its weights fix it); "
+            f"settable: {', '.join(record.inference_settings)}", param_hint="'--set'"
+        )
+    try:
+        record.config_class()(**values)
+    except (TypeError, ValueError) as error:
+        raise click.BadParameter(str(error), param_hint="'--set'") from None
+    return values

@@ -86,8 +86,14 @@ class Method:
             hours; None for no limit.
         slow: inference takes tens of seconds per 256² image or more: the contract tests run the
             method only under ``-m slow``.
-        default_blend: ``restore batch``'s ``--blend`` for the method (GLCIC: ``poisson``, its
-            paper's post-processing; needs a ``network``).
+        default_blend: ``restore batch``'s ``--blend`` for the method (GLCIC, WGAN: ``poisson``,
+            their papers' post-processing; needs a raw output: see :attr:`blendable`).
+        raw_output: the inpainter has ``predict(image, mask)``, its raw fill before compositing,
+            without a ``network`` record (the WGAN's latent search); network methods have it anyway.
+        inference_settings: config keys ``restore batch --set KEY=VALUE`` may change at inference,
+            passed to ``load`` as keyword arguments (the WGAN's search steps and restarts).
+        smoke_inference: inference settings that make the method fast enough for the contract tests
+            (the WGAN: a few search steps instead of 1000).
     """
 
     name: str
@@ -105,16 +111,28 @@ class Method:
     max_pixels: int | None = None
     slow: bool = False
     default_blend: str = "none"
+    raw_output: bool = False
+    inference_settings: tuple[str, ...] = ()
+    smoke_inference: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.default_strategy not in STRATEGIES:
             raise ValueError(f"method {self.name!r}: unknown default strategy {self.default_strategy!r}")
-        if self.default_blend not in BLEND_MODES or (self.default_blend != "none" and self.network is None):
-            raise ValueError(f"method {self.name!r}: default blend {self.default_blend!r} needs one of {', '.join(BLEND_MODES)} and a network")
+        if self.default_blend not in BLEND_MODES or (self.default_blend != "none" and not self.blendable):
+            raise ValueError(f"method {self.name!r}: default blend {self.default_blend!r} needs one of {', '.join(BLEND_MODES)} and a raw output")
+        if (self.inference_settings or self.smoke_inference) and self.config is None:
+            raise ValueError(f"method {self.name!r}: inference settings need a config class")
+        if set(self.smoke_inference) - set(self.inference_settings):
+            raise ValueError(f"method {self.name!r}: smoke_inference names keys that are not inference settings")
         if self.load is None and self.network is None:
             raise ValueError(f"method {self.name!r} needs a network or a load function")
         if self.trainer is not None and self.config is None:
             raise ValueError(f"method {self.name!r}: a trainable method needs a config class")
+
+    @property
+    def blendable(self) -> bool:
+        """Whether the inpainter has a raw fill to Poisson-blend (``restore batch --blend poisson``)."""
+        return self.network is not None or self.raw_output
 
     @property
     def trainable(self) -> bool:
@@ -157,7 +175,8 @@ class Method:
 
     @property
     def loader(self) -> Loader:
-        """A picklable ``loader(checkpoint, device) -> Inpainter`` (Dask workers unpickle it by reference)."""
+        """A picklable ``loader(checkpoint, device, **settings) -> Inpainter`` (Dask workers unpickle it by
+        reference); ``settings`` are :attr:`inference_settings` values."""
         if self.load is None:
             from restore.models.network import load_network_inpainter
 
@@ -167,8 +186,8 @@ class Method:
         return self.load
 
 
-def _call_target(target: str, checkpoint: Path | None, device: str) -> Inpainter:
-    return import_target(target)(checkpoint, device)
+def _call_target(target: str, checkpoint: Path | None, device: str, **settings: Any) -> Inpainter:
+    return import_target(target)(checkpoint, device, **settings)
 
 
 METHODS: dict[str, Method] = {
@@ -211,6 +230,24 @@ METHODS: dict[str, Method] = {
             smoke_config={"width": 4, "critic_width": 4, "features": 8, "local_size": 16, "global_size": 32,
                           "global_layers": 3, "local_layers": 2, "generator_steps": 1, "discriminator_steps": 1},
             default_blend="poisson",
+        ),
+        Method(
+            "wgan",
+            "Semantic inpainting by latent search of an improved WGAN (Vitoria et al. 2019): a generative model of "
+            "64² images, searched per image for the sample that fits the hole's surroundings, Poisson-blended; "
+            "learns a domain from unmasked photos; about a minute per image on a CPU",
+            config="restore.models.wgan.config:WGANConfig",
+            load="restore.models.wgan.inpainter:load_wgan",
+            trainer="restore.models.wgan.trainer:WGANTrainer",
+            native_size=64,
+            default_strategy="whole",
+            ship_modules=("generator", "critic"),
+            needs_weights=True,
+            smoke_config={"width": 2, "size": 32, "search_steps": 3, "restarts": 2},
+            default_blend="poisson",
+            raw_output=True,
+            inference_settings=("search_steps", "restarts", "search_lr", "alpha", "beta", "eta", "z_clip", "window", "seed"),
+            smoke_inference={"search_steps": 3, "restarts": 2},
         ),
         Method("telea", "OpenCV Telea fast marching (radius 3), classical baseline",
                load="restore.models.classical:load_telea", default_strategy="whole"),

@@ -20,6 +20,8 @@ The training loop (:func:`restore.training.loop.fit`) drives any :class:`Trainer
 * ``observe_photos(photos)``, optional: called with the training photos (uint8 RGB arrays)
   before the first step of every process, fresh or resumed, for statistics a network keeps
   (GLCIC's hole colour, the training set's mean pixel); it must not change a resumed run;
+* ``sample(count, seed)``, optional: a generative model's samples (B, 3, S, S) in [0, 1]
+  from fixed z (the WGAN); the loop's sample pictures are then a grid of them;
 * ``inpainter()`` is the current network as an :class:`~restore.models.base.Inpainter`
   (for samples and the learning curve); ``gradient_sync``, set by the loop in data-parallel
   runs, is called with an optimiser's parameters after each backward pass.

@@ -12,7 +12,7 @@ share a task so they fill one model batch. Bad input raises :class:`PlanError`, 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -156,7 +156,7 @@ def _check_masks(masks_spec: Path, resize: bool, keys: Sequence[str], shapes: di
 #: record one was written with the value given here (None: not checked).
 RESUME_SETTINGS = {"input_archive": None, "input_fingerprint": None, "method": None, "checkpoint_digest": None,
                    "strategy": None, "strategy_options": None, "mask_options": None, "ensemble": 1,
-                   "blend": "none"}
+                   "blend": "none", "settings": {}}
 
 #: What a changed fingerprint means, for the message.
 CHANGED_FILES = {"input_fingerprint": "the input archive's files"}
@@ -231,6 +231,7 @@ def prepare_batch(
     blend: str = "none",
     allow_large: bool = False,
     bar: Callable[..., Any] | None = None,
+    settings: Mapping[str, Any] | None = None,
 ) -> BatchPlan:
     """Validate a run and plan its tasks; nothing is written and no cluster is started.
 
@@ -254,6 +255,8 @@ def prepare_batch(
         allow_large: restore images over the method's size limit whole all the same
             (:attr:`~restore.models.registry.Method.max_pixels`).
         bar: optional ``tqdm``-like factory for the mask check's progress.
+        settings: the method's inference settings (``--set``; keys of its record's
+            ``inference_settings``), recorded with the output like the other settings.
 
     Returns:
         The plan; call :meth:`BatchPlan.close` (or run :func:`execute`) to release a resumed output.
@@ -291,8 +294,12 @@ def prepare_batch(
 
     if method not in METHODS:
         raise PlanError(f"unknown method {method!r}; known: {', '.join(METHODS)}", "--method")
-    if blend != "none" and METHODS[method].network is None:
+    if blend != "none" and not METHODS[method].blendable:
         raise PlanError(f"method {method!r} has no network output to blend; --blend {blend} needs a network method", "--blend")
+    settings = dict(settings or {})
+    fixed = sorted(set(settings) - set(METHODS[method].inference_settings))
+    if fixed:
+        raise PlanError(f"{', '.join(fixed)}: not an inference setting of {method}", "--set")
     if checkpoint is not None and not METHODS[method].needs_weights:
         raise PlanError(f"method {method!r} uses no weights; drop --checkpoint", "--checkpoint")
     try:
@@ -317,6 +324,7 @@ def prepare_batch(
         "strategy_options": strategy_options(strategy, METHODS[method].piece_size),
         "ensemble": int(ensemble),
         "blend": blend,
+        "settings": settings,
     }
 
     writer = None
@@ -372,7 +380,7 @@ def prepare_batch(
         strategy=strategy,
         size=METHODS[method].piece_size,
         batch_size=int(batch_size),
-        loader=method_loader(method, checkpoint, ensemble, blend),
+        loader=method_loader(method, checkpoint, ensemble, blend, settings),
         device=device,
         threads=threads,
     )

@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -58,14 +58,16 @@ class RunSpec:
     threads: int | None = None
 
 
-def method_loader(method: str, checkpoint: Path | None, ensemble: int = 1, blend: str = "none") -> Callable[[str], Inpainter]:
+def method_loader(method: str, checkpoint: Path | None, ensemble: int = 1, blend: str = "none",
+                  settings: Mapping[str, Any] | None = None) -> Callable[[str], Inpainter]:
     """A picklable ``loader(device)`` for a registered method with its checkpoint bound.
 
     The method's own ``load`` function is pickled (not its name), so methods registered at
     run time in the client (plugins, tests) work on workers that can import their module.
     ``ensemble`` > 1 wraps the model in a :class:`~restore.models.ensemble.SelfEnsemble`;
     ``blend="poisson"`` wraps that in a :class:`~restore.inference.poisson.PoissonBlended`
-    (blending the ensemble's mean raw output).
+    (blending the ensemble's mean raw output). ``settings`` are the method's inference settings,
+    passed to its loader.
     """
     from restore.inference.poisson import BLEND_MODES
     from restore.models.registry import get_method
@@ -73,12 +75,14 @@ def method_loader(method: str, checkpoint: Path | None, ensemble: int = 1, blend
     if blend not in BLEND_MODES:
         raise ValueError(f"unknown blend {blend!r}; expected one of {', '.join(BLEND_MODES)}")
     load = get_method(method).loader
+    if settings:
+        load = functools.partial(load, **settings)
     if ensemble == 1 and blend == "none":
         return functools.partial(load, checkpoint)
     return functools.partial(_load_wrapped, load, checkpoint, ensemble, blend)
 
 
-def _load_wrapped(load: Callable[[Path | None, str], Inpainter], checkpoint: Path | None, ensemble: int, blend: str,
+def _load_wrapped(load: Callable[..., Inpainter], checkpoint: Path | None, ensemble: int, blend: str,
                   device: str) -> Inpainter:
     from restore.inference.poisson import PoissonBlended
     from restore.models.ensemble import SelfEnsemble

@@ -155,9 +155,19 @@ def _grid(rows: Sequence[Sequence[np.ndarray]]) -> np.ndarray:
 
 
 def write_samples(trainer: Trainer, held: HeldOut, path: Path, count: int = 4) -> None:
-    """Save a picture: per held-out image, masked input | coarse | output | original."""
+    """Save a picture: per held-out image, masked input | coarse | output | original; for a
+    generative model (a trainer with ``sample(count, seed)``: the WGAN, whose inpainting is a
+    minute-long search), a square grid of its samples from fixed z, so pictures compare across steps."""
     import imageio.v3 as iio
 
+    sample = getattr(trainer, "sample", None)
+    if callable(sample):
+        side = max(1, count)
+        grid = sample(side * side, seed=0)
+        tiles = (grid.clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).cpu().numpy()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        iio.imwrite(path, _grid([list(tiles[r * side : (r + 1) * side]) for r in range(side)]))
+        return
     if not held.images:
         return
     images = np.stack(held.images[:count])

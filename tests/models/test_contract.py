@@ -46,8 +46,10 @@ def weights_folder(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 
 def _inpainter(name: str, folder: str, monkeypatch: pytest.MonkeyPatch) -> Inpainter:
+    """The method's inpainter, with its record's ``smoke_inference`` settings (a few search steps)."""
     monkeypatch.setenv("RESTORE_BF16", "0")
-    return get_method(name).loader(_checkpoint(name, folder), "cpu")
+    method = get_method(name)
+    return method.loader(_checkpoint(name, folder), "cpu", **method.smoke_inference)
 
 
 def _case(height: int, width: int, seed: int, hole: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
@@ -137,7 +139,8 @@ def test_grey_16_bit_and_rgba_images_through_restore_batch(name: str, weights_fo
     masks = write_masks(tmp_path / "masks", holes)
     checkpoint = _checkpoint(name, weights_folder)
     monkeypatch.setenv("RESTORE_BF16", "0")
-    args = ["batch", "--input", str(archive), "--masks", str(masks), "--method", name, "--scheduler", scheduler]
+    args = ["batch", "--input", str(archive), "--masks", str(masks), "--method", name, "--scheduler", scheduler,
+            *[item for key, value in method.smoke_inference.items() for item in ("--set", f"{key}={value}")]]
     result = CliRunner().invoke(main, [*args, *(["--checkpoint", str(checkpoint)] if checkpoint else [])])
     assert result.exit_code == 0, result.output
     out = open_archive(tmp_path / "mixed.restored.zarr")

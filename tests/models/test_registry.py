@@ -27,12 +27,12 @@ def test_records_name_their_code_and_build_configs() -> None:
     assert config.width == 8 and config == csa.config_class()(width=8)
     with pytest.raises(ValueError, match="unknown CSAConfig keys: colour"):
         build("csa", colour=1)
-    with pytest.raises(KeyError, match="unknown method 'deepfillv9'; known: csa, deepfill, glcic, telea, ns, fsr, fsr-best, shiftmap"):
+    with pytest.raises(KeyError, match="unknown method 'deepfillv9'; known: csa, deepfill, glcic, wgan, telea, ns, fsr, fsr-best, shiftmap"):
         build("deepfillv9")
     telea = get_method("telea")
     assert not telea.trainable and telea.native_size is None and telea.piece_size == 256 and telea.default_strategy == "whole"
-    assert trainable_methods() == ["csa", "deepfill", "glcic"] and "subsample for csa, glcic" in strategy_help()
-    assert "whole for deepfill, telea, ns" in strategy_help()
+    assert trainable_methods() == ["csa", "deepfill", "glcic", "wgan"] and "subsample for csa, glcic" in strategy_help()
+    assert "whole for deepfill, wgan, telea, ns" in strategy_help()
 
 
 def test_a_records_loader_is_picklable_for_dask_workers() -> None:
@@ -86,13 +86,24 @@ def test_checkpoints_by_file_or_by_shipped_name(tmp_path, monkeypatch: pytest.Mo
     assert registry.resolve_checkpoint("telea", "anything") is None
 
 
-def test_default_blend_is_glcics_post_processing_and_needs_a_network():
+def test_default_blend_is_glcics_and_wgans_post_processing_and_needs_a_raw_output():
     from restore.models.registry import BLEND_MODES, Method, blend_help
 
-    assert get_method("glcic").default_blend == "poisson"
+    assert get_method("glcic").default_blend == "poisson" and get_method("wgan").default_blend == "poisson"
     assert all(get_method(name).default_blend == "none" for name in ("csa", "deepfill", "telea", "fsr"))
-    assert blend_help() == "poisson for glcic, none for the others" and BLEND_MODES == ("none", "poisson")
+    assert blend_help() == "poisson for glcic, wgan, none for the others" and BLEND_MODES == ("none", "poisson")
     with pytest.raises(ValueError, match="default blend"):
         Method("x", "x", load="restore.models.classical:load_telea", default_blend="poisson")
+    assert Method("x", "x", load="restore.models.wgan.inpainter:load_wgan", raw_output=True, default_blend="poisson").blendable
+
+
+def test_inference_settings_need_a_config_and_smoke_settings_must_be_among_them():
+    from restore.models.registry import Method
+
+    with pytest.raises(ValueError, match="need a config"):
+        Method("x", "x", load="restore.models.classical:load_telea", inference_settings=("steps",))
+    with pytest.raises(ValueError, match="smoke_inference"):
+        Method("x", "x", config="restore.models.wgan.config:WGANConfig", load="restore.models.wgan.inpainter:load_wgan",
+               inference_settings=("restarts",), smoke_inference={"search_steps": 2})
     with pytest.raises(ValueError, match="default blend"):
         Method("x", "x", network="restore.models.glcic.networks:CompletionNetwork", default_blend="seamless")
