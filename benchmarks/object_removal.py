@@ -3,7 +3,8 @@
 Reads the photo + ``*_mask.png`` pairs of ``../shared/data/samples/ldm-inpainting-examples``
 (eight 512² photos, CompVis/latent-diffusion's examples; a folder of such pairs with
 ``--folder``), restores each at full size with every ``--run`` the way ``restore batch``
-would (the method's default strategy, or ``--strategy``), and writes one row per photo:
+would (the method's default strategy, or ``--strategy``; its default blend, or ``--blend``;
+``--set`` inference settings for the runs whose method has them), and writes one row per photo:
 masked input | each run. There is no ground truth (the objects are gone), so this is for
 the eye: texture continued or smeared, seams, colour.
 
@@ -42,14 +43,19 @@ def _label(image: np.ndarray, text: str) -> np.ndarray:
 @click.option("--folder", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
               help="Photo + *_mask.png pairs [default: ../shared/data/samples/ldm-inpainting-examples].")
 @click.option("--strategy", type=click.Choice(["subsample", "tile", "whole"]), default=None, help="[default: each method's].")
+@click.option("--blend", type=click.Choice(["none", "poisson"]), default=None, help="[default: each method's].")
+@click.option("--set", "settings", multiple=True, metavar="KEY=VALUE", help="An inference setting for the runs whose method has it (wgan: restarts=2).")
 @click.option("--scale", default=0.5, show_default=True, type=float, help="Scale of the written picture.")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True)
-def main(runs: tuple[str, ...], folder: Path | None, strategy: str | None, scale: float, out: Path) -> None:
+def main(runs: tuple[str, ...], folder: Path | None, strategy: str | None, blend: str | None, settings: tuple[str, ...], scale: float,
+         out: Path) -> None:
     import cv2
     import torch
 
     from restore.data.images import read_image, write_image
+    from restore.cli.options import config_overrides
     from restore.data.masks import open_mask_source
+    from restore.inference.poisson import PoissonBlended
     from restore.inference.restoration import restore_images
     from restore.models.registry import get_method, resolve_checkpoint
     from restore.paths import shared_data_dir
@@ -65,7 +71,11 @@ def main(runs: tuple[str, ...], folder: Path | None, strategy: str | None, scale
         name, _, checkpoint = target.partition(":")
         method = get_method(name)
         path = resolve_checkpoint(name, Path(checkpoint) if checkpoint else None)
-        columns.append((label, method, method.loader(path, "cpu")))
+        values = config_overrides(method.config_class(), settings, None) if settings and method.inference_settings else {}
+        inpainter = method.loader(path, "cpu", **values)
+        if (blend or method.default_blend) == "poisson":
+            inpainter = PoissonBlended(inpainter)
+        columns.append((label, method, inpainter))
     rows = []
     for key, photo_path, mask_path in pairs:
         photo = read_image(photo_path)[..., :3]

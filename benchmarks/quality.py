@@ -94,10 +94,12 @@ def _reused(paths: tuple[Path, ...], label: str, set_name: str, images: int, see
                    "taken from it instead of scored again (repeatable; FSR and shift-map take most of an hour).")
 @click.option("--set", "settings", multiple=True, metavar="KEY=VALUE",
               help="An inference setting for every scored method that has it (wgan: search_steps=200, restarts=1); recorded in the JSON.")
+@click.option("--strategy", "strategy_override", type=click.Choice(["subsample", "tile", "whole"]), default=None,
+              help="How the 256² images reach methods of a smaller native size (wgan: 64²) [default: each method's]; recorded in the JSON.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=Path("bench-out/quality.json"), show_default=True)
 def main(methods: str, baselines: str, checkpoints: tuple[str, ...], labels: tuple[str, ...], sets: str, limit: int | None, seed: int,
          batch_size: int, ensemble: str | None, blend: str | None, reuse_paths: tuple[Path, ...], settings: tuple[str, ...],
-         json_path: Path) -> None:
+         strategy_override: str | None, json_path: Path) -> None:
     import torch
 
     from restore.data.datasets import centre_square, load_images
@@ -162,7 +164,7 @@ def main(methods: str, baselines: str, checkpoints: tuple[str, ...], labels: tup
                     for label, (method, path) in runs.items()},
         "baselines": {"scored": [label for label in runs if label in BASELINES], "fidelity": list(FIDELITY_BASELINES),
                       "realism": list(REALISM_BASELINES), "anchor": REALISM_ANCHOR},
-        "seed": seed, "settings": given_settings, "threads": torch.get_num_threads(), "torch": torch.__version__, "machine": platform.machine(), "sets": {},
+        "seed": seed, "settings": given_settings, "strategy": strategy_override, "threads": torch.get_num_threads(), "torch": torch.__version__, "machine": platform.machine(), "sets": {},
     }
     for name in sets.split(","):
         folder = shared_data_dir() / "eval" / name
@@ -180,6 +182,8 @@ def main(methods: str, baselines: str, checkpoints: tuple[str, ...], labels: tup
                 report.setdefault("reused", {}).setdefault(label, {})[name] = source
                 continue
             strategy, size = protocol_strategy(runs[label][0])
+            if strategy is not None and strategy_override is not None:
+                strategy = strategy_override
             began = time.perf_counter()
             results[label] = evaluate(inpainter, images, masks, batch_size=batch_size, strategy=strategy, size=size)
             seconds[label] = time.perf_counter() - began
