@@ -232,6 +232,19 @@ METHODS: dict[str, Method] = {
             default_blend="poisson",
         ),
         Method(
+            "deepgin",
+            "DeepGIN (Li et al. 2020, AIM extreme inpainting): coarse spatial-pyramid-dilation network, then a refinement "
+            "with self-attention at three scales and back projection; two spectral-norm patch discriminators",
+            config="restore.models.deepgin.config:DeepGINConfig",
+            network="restore.models.deepgin.networks:DeepGINGenerator",
+            trainer="restore.models.deepgin.trainer:DeepGINTrainer",
+            native_size=256,
+            default_strategy="subsample",
+            needs_weights=True,
+            smoke_config={"width": 4, "coarse_blocks": 1, "refine_blocks": 2, "discriminator_width": 4,
+                          "discriminator_features": 4, "vgg_size": 0, "warmup_steps": 1},
+        ),
+        Method(
             "wgan",
             "Semantic inpainting by latent search of an improved WGAN (Vitoria et al. 2019): a generative model of "
             "64² images, searched per image for the sample that fits the hole's surroundings, Poisson-blended; "

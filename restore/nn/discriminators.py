@@ -38,12 +38,15 @@ class PatchDiscriminator(nn.Module):
         norm: normalisation (:data:`restore.nn.blocks.NORMS`); ``spectral`` normalises every
             convolution's weight.
         max_width: cap on any layer's channels.
+        out_channels: channels of the patch map (1: one logit per patch; DeepGIN's code: 256
+            "feature maps", each scored by the hinge loss).
 
     Shape:
-        x: (B, in_channels, H, W); returns (B, 1, H/2^layers - 2, W/2^layers - 2).
+        x: (B, in_channels, H, W); returns (B, out_channels, H/2^layers - 2, W/2^layers - 2).
     """
 
-    def __init__(self, in_channels: int = 3, width: int = 64, layers: int = 3, norm: str = "instance", max_width: int = 512) -> None:
+    def __init__(self, in_channels: int = 3, width: int = 64, layers: int = 3, norm: str = "instance", max_width: int = 512,
+                 out_channels: int = 1) -> None:
         super().__init__()
         check_norm(norm)
         if layers < 1 or width < 1:
@@ -56,7 +59,7 @@ class PatchDiscriminator(nn.Module):
             stride = 2 if level < layers else 1
             body += [conv2d(channels, out, 4, stride, 1, norm=spectral), norm_layer(norm, out), nn.LeakyReLU(0.2)]
             channels = out
-        body.append(conv2d(channels, 1, 4, 1, 1, norm=spectral))
+        body.append(conv2d(channels, out_channels, 4, 1, 1, norm=spectral))
         self.body = nn.Sequential(*body)
 
     def forward(self, x: Tensor) -> Tensor:

@@ -27,11 +27,11 @@ def test_records_name_their_code_and_build_configs() -> None:
     assert config.width == 8 and config == csa.config_class()(width=8)
     with pytest.raises(ValueError, match="unknown CSAConfig keys: colour"):
         build("csa", colour=1)
-    with pytest.raises(KeyError, match="unknown method 'deepfillv9'; known: csa, deepfill, glcic, wgan, telea, ns, fsr, fsr-best, shiftmap"):
+    with pytest.raises(KeyError, match="unknown method 'deepfillv9'; known: csa, deepfill, glcic, deepgin, wgan, telea, ns, fsr, fsr-best, shiftmap"):
         build("deepfillv9")
     telea = get_method("telea")
     assert not telea.trainable and telea.native_size is None and telea.piece_size == 256 and telea.default_strategy == "whole"
-    assert trainable_methods() == ["csa", "deepfill", "glcic", "wgan"] and "subsample for csa, glcic" in strategy_help()
+    assert trainable_methods() == ["csa", "deepfill", "glcic", "deepgin", "wgan"] and "subsample for csa, glcic, deepgin" in strategy_help()
     assert "whole for deepfill, wgan, telea, ns" in strategy_help()
 
 
@@ -90,7 +90,7 @@ def test_default_blend_is_glcics_and_wgans_post_processing_and_needs_a_raw_outpu
     from restore.models.registry import BLEND_MODES, Method, blend_help
 
     assert get_method("glcic").default_blend == "poisson" and get_method("wgan").default_blend == "poisson"
-    assert all(get_method(name).default_blend == "none" for name in ("csa", "deepfill", "telea", "fsr"))
+    assert all(get_method(name).default_blend == "none" for name in ("csa", "deepfill", "deepgin", "telea", "fsr"))
     assert blend_help() == "poisson for glcic, wgan, none for the others" and BLEND_MODES == ("none", "poisson")
     with pytest.raises(ValueError, match="default blend"):
         Method("x", "x", load="restore.models.classical:load_telea", default_blend="poisson")
