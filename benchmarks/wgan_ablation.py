@@ -17,8 +17,8 @@ Protocol (the paper's, on our photos):
   (:func:`restore.inference.poisson.poisson_blend`); the JSON also has the plain composite.
 * Metrics over the whole 64² image, as the paper: MSE on 0–255 pixels, PSNR, SSIM; and the
   realism pair inside the hole (DESIGN §10): SWD (lower is better) and the detail ratio.
-* Speed: seconds per image of the whole search, and the search's seconds per step at batch
-  1 and at batch ``--count`` (times the restarts), with the thread count.
+* Speed: seconds per image of each row's search, and the search's seconds per step at batch
+  1 and at batch ``--count``, with one restart and with the default number, with the thread count.
 
     python benchmarks/wgan_ablation.py --checkpoint restore/weights/wgan.pt [--count 32] [--steps 1000]
         [--restarts 1] [--out-json bench-out/wgan-ablation.json] [--figure docs/wgan-ablation.png]
@@ -166,24 +166,28 @@ def main(checkpoint: Path, sets: str, count: int, steps: int, restarts: int, onl
         _figure(pictures, figure)
 
 
-def _speed(inpainter, target, hole, steps: int = 10) -> dict[str, float]:
-    """Seconds per search step at batch 1 and at the whole batch (after one untimed step)."""
-    import dataclasses as dc
+def _speed(inpainter, target, hole, steps: int = 10) -> dict:
+    """Seconds per search step at batch 1 and at the whole batch (after one untimed step), for one
+    restart and for the default number, and the whole search's seconds per image from them."""
+    from restore.models.wgan.config import WGANConfig
 
     base = inpainter.config
-    out = {"restarts": base.restarts, "steps_timed": steps}
-    for batch in (1, target.shape[0]):
-        inpainter.config = dc.replace(base, search_steps=1)
-        inpainter.predict(target[:batch], hole.expand(batch, 1, SIZE, SIZE))
-        inpainter.config = dc.replace(base, search_steps=steps)
-        start = time.perf_counter()
-        inpainter.predict(target[:batch], hole.expand(batch, 1, SIZE, SIZE))
-        out[f"seconds_per_step_batch{batch}"] = (time.perf_counter() - start) / steps
-    inpainter.config = base
     batch = target.shape[0]
-    out["batch"] = batch
-    out["seconds_per_image_batch1"] = out["seconds_per_step_batch1"] * base.search_steps
-    out[f"seconds_per_image_batch{batch}"] = out[f"seconds_per_step_batch{batch}"] * base.search_steps / batch
+    out: dict = {"batch": batch, "steps_timed": steps, "search_steps": base.search_steps, "by_restarts": {}}
+    for restarts in sorted({1, WGANConfig().restarts}):
+        row = {}
+        for size in (1, batch):
+            inputs = (target[:size], hole.expand(size, 1, SIZE, SIZE))
+            inpainter.config = dataclasses.replace(base, search_steps=1, restarts=restarts)
+            inpainter.predict(*inputs)
+            inpainter.config = dataclasses.replace(base, search_steps=steps, restarts=restarts)
+            start = time.perf_counter()
+            inpainter.predict(*inputs)
+            per_step = (time.perf_counter() - start) / steps
+            row[f"seconds_per_step_batch{size}"] = per_step
+            row[f"seconds_per_image_batch{size}"] = per_step * base.search_steps / size
+        out["by_restarts"][str(restarts)] = row
+    inpainter.config = base
     return out
 
 
@@ -198,10 +202,11 @@ def _print_table(results: dict) -> None:
         print(f"| {label} | " + " | ".join(cells) + " |")
     speed = results["speed"]
     batch = speed["batch"]
-    step_batch, image_batch = speed[f"seconds_per_step_batch{batch}"], speed[f"seconds_per_image_batch{batch}"]
-    print(f"\nsearch: {speed['seconds_per_step_batch1']:.3f} s/step at batch 1, {step_batch:.3f} s/step at batch {batch} "
-          f"({speed['restarts']} restart(s) each): {speed['seconds_per_image_batch1']:.1f} s per image alone, "
-          f"{image_batch:.1f} s per image in a batch of {batch}")
+    for restarts, row in speed["by_restarts"].items():
+        print(f"search, {restarts} restart(s): {row['seconds_per_step_batch1']:.3f} s/step at batch 1, "
+              f"{row[f'seconds_per_step_batch{batch}']:.3f} s/step at batch {batch}: {speed['search_steps']} steps take "
+              f"{row['seconds_per_image_batch1']:.1f} s per image alone, {row[f'seconds_per_image_batch{batch}']:.1f} s per image "
+              f"in a batch of {batch}")
 
 
 def _figure(pictures: dict[str, dict[str, np.ndarray]], path: Path, rows: int = 6, scale: int = 3) -> None:
