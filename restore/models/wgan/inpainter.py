@@ -172,4 +172,7 @@ def load_wgan(path: Path | str | None, device: str = "cpu", bf16: bool | None = 
     config, generator, critic = networks_from_checkpoint(load_checkpoint(Path(path)))
     config = dataclasses.replace(config, **settings)
     use_bf16 = prefers_bf16(str(device)) if bf16 is None else bf16
+    # channels-last convolutions: a search step about 1.25x faster on this CPU (oneDNN's preferred
+    # layout); only for loaded networks, never a training run's live ones
+    generator, critic = (network.to(memory_format=torch.channels_last) for network in (generator, critic))
     return LatentSearchInpainter(generator, critic, config, device=device, bf16=use_bf16)
