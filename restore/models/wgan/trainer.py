@@ -10,6 +10,7 @@ batch-norm statistics of its own, refreshed on each generator step's samples.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -96,12 +97,15 @@ class WGANTrainer(GANTrainer):
         return {"wgan": (1.0, wgan_generator_loss(self._score(out["generated"].float())))}
 
     def inpainter(self) -> Inpainter:
-        """The generator (its moving average when kept) and the critic as a latent-search inpainter."""
+        """Copies of the generator (its moving average when kept) and the critic as a latent-search
+        inpainter, channels-last as :func:`~restore.models.wgan.inpainter.load_wgan` makes them (so
+        a shipped file restores exactly as the run does; the live networks keep their layout)."""
         from restore.models.wgan.inpainter import LatentSearchInpainter
 
         average = self.average("generator")
         generator = average.module if average is not None else self.generator
-        return LatentSearchInpainter(generator, self.critic, self.config, device=self.device, bf16=self.bf16)
+        copies = [copy.deepcopy(network).to(memory_format=torch.channels_last) for network in (generator, self.critic)]
+        return LatentSearchInpainter(copies[0], copies[1], self.config, device=self.device, bf16=self.bf16)
 
     def sample(self, count: int, seed: int = 0) -> Tensor:
         """``count`` samples of the generator (its moving average when kept), eval mode, from z drawn by ``seed``.
