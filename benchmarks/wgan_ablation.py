@@ -111,7 +111,7 @@ def to_uint8(tensor) -> np.ndarray:
 @click.option("--count", default=32, show_default=True, type=click.IntRange(min=1), help="Images (evenly spaced over the sets).")
 @click.option("--steps", default=1000, show_default=True, type=click.IntRange(min=0), help="Search steps (paper: 1000).")
 @click.option("--restarts", default=1, show_default=True, type=click.IntRange(min=1), help="Starting points per image (paper: 1).")
-@click.option("--only", default=None, help="Run only the rows whose label contains this text.")
+@click.option("--only", default=None, help="Run only the rows whose label contains one of these texts (comma-separated).")
 @click.option("--bf16", type=click.Choice(["auto", "on", "off"]), default="auto", show_default=True)
 @click.option("--out-json", type=click.Path(dir_okay=False, path_type=Path), default=Path("bench-out/wgan-ablation.json"), show_default=True)
 @click.option("--figure", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Write a picture of 6 images, both masks.")
@@ -142,7 +142,7 @@ def main(checkpoint: Path, sets: str, count: int, steps: int, restarts: int, onl
             results["rows"].setdefault(name, {})[mask_name] = score(restored, images, hole)
             pictures[mask_name][name] = restored
         for label, alpha, beta, eta in WEIGHTINGS:
-            if only and only not in label:
+            if only and not any(part.strip() and part.strip() in label for part in only.split(",")):
                 continue
             inpainter.config = dataclasses.replace(base, alpha=alpha, beta=beta, eta=eta)
             start = time.perf_counter()
