@@ -52,8 +52,8 @@ def main(runs: tuple[str, ...], folder: Path | None, strategy: str | None, blend
     import cv2
     import torch
 
-    from restore.data.images import read_image, write_image
     from restore.cli.options import config_overrides
+    from restore.data.images import read_image, write_image
     from restore.data.masks import open_mask_source
     from restore.inference.poisson import PoissonBlended
     from restore.inference.restoration import restore_images

@@ -25,7 +25,6 @@ card checks), the baselines and the margins' rules, the machine and the seconds 
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import platform
 import time
@@ -139,8 +138,9 @@ def main(methods: str, baselines: str, checkpoints: tuple[str, ...], labels: tup
         record = METHODS[method]
         if not set(given_settings) <= set(record.inference_settings):
             return {}
-        fields = {f.name: f.type for f in dataclasses.fields(record.config_class())}
-        return {key: {"int": int, "float": float}.get(str(fields[key]), str)(value) for key, value in given_settings.items()}
+        from restore.cli.options import config_overrides
+
+        return config_overrides(record.config_class(), settings, None)
 
     inpainters = {label: METHODS[method].loader(path, "cpu", **method_settings(method)) for label, (method, path) in runs.items()}
     learned = [label for label, (method, _) in runs.items() if method not in BASELINES]

@@ -216,7 +216,7 @@ def _figure(pictures: dict[str, dict[str, np.ndarray]], path: Path, rows: int = 
 
     columns = ["masked", "telea", "ns", WEIGHTINGS[0][0], WEIGHTINGS[4][0], "truth"]
     blocks = []
-    for mask_name, columns_of in pictures.items():
+    for columns_of in pictures.values():
         present = [c for c in columns if c in columns_of]
         count = len(columns_of["masked"])
         picked = np.linspace(0, count - 1, min(rows, count)).round().astype(int)

@@ -73,7 +73,7 @@ class WGANGenerator(nn.Module):
         self.config = config
         channels = _channels(config)
         self.project = nn.Linear(config.latent, 4 * 4 * channels[0])
-        self.blocks = nn.Sequential(*[_UpBlock(a, b) for a, b in zip(channels[:-1], channels[1:])])
+        self.blocks = nn.Sequential(*[_UpBlock(a, b) for a, b in zip(channels[:-1], channels[1:], strict=True)])
         self.norm = nn.BatchNorm2d(channels[-1])
         self.to_rgb = nn.Conv2d(channels[-1], 3, 3, padding=1)
 
@@ -95,7 +95,7 @@ class WGANCritic(nn.Module):
         self.config = config
         channels = _channels(config)[::-1]  # w … 8w, 8w
         self.from_rgb = nn.Conv2d(3, channels[0], 3, padding=1)
-        self.blocks = nn.Sequential(*[_DownBlock(a, b) for a, b in zip(channels[:-1], channels[1:])])
+        self.blocks = nn.Sequential(*[_DownBlock(a, b) for a, b in zip(channels[:-1], channels[1:], strict=True)])
         self.score = nn.Linear(4 * 4 * channels[-1], 1)
 
     def forward(self, image: Tensor) -> Tensor:

@@ -65,10 +65,6 @@ class GradientStencil:
         """The stencil of a known-pixel map (1 = known; off the image counts as unknown)."""
         return cls(_shifted(known, 0, 1), _shifted(known, 0, -1), _shifted(known, 1, 0), _shifted(known, -1, 0))
 
-    def valid(self) -> tuple[Tensor, Tensor]:
-        """Where each axis has a difference at all (x, y)."""
-        return torch.maximum(self.next_x, self.prev_x), torch.maximum(self.next_y, self.prev_y)
-
 
 def _difference(x: Tensor, after: Tensor, before: Tensor, nxt: Tensor, prv: Tensor) -> Tensor:
     both = nxt * prv

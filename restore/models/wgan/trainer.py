@@ -18,7 +18,11 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from restore.losses.adversarial import gradient_penalty, wgan_discriminator_loss, wgan_generator_loss
+from restore.losses.adversarial import (
+    gradient_penalty,
+    wgan_discriminator_loss,
+    wgan_generator_loss,
+)
 from restore.models.base import Inpainter
 from restore.models.trainer import DISCRIMINATOR, Batch, GANTrainer, Term
 from restore.models.wgan.config import WGANConfig
