@@ -136,7 +136,7 @@ def main(methods: str, baselines: str, checkpoints: tuple[str, ...], labels: tup
     def method_settings(method: str) -> dict:
         """The --set values of a method's inference settings, typed by its config."""
         record = METHODS[method]
-        if not set(given_settings) <= set(record.inference_settings):
+        if not given_settings or not set(given_settings) <= set(record.inference_settings):
             return {}
         from restore.cli.options import config_overrides
 

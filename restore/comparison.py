@@ -112,6 +112,38 @@ def check_restorations(preds: Sequence[Archive], target: Archive | None) -> None
             )  # fmt: skip
 
 
+def mask_differences(pred: Archive, masks_path: Path, resize: bool, dilate: int) -> str | None:
+    """How ``restore eval``'s masks differ from the ones ``pred`` records it was restored with.
+
+    Scoring with other masks than the restoration's is legal (masks moved, a deliberate
+    re-scoring) but usually a slip: holes larger than the restored ones score untouched
+    original pixels as the method's fill, smaller ones score part of the fill as known.
+
+    Args:
+        pred: A restored archive (its ``mask_options``: path, resize, dilate).
+        masks_path: ``restore eval --masks``.
+        resize: ``--resize-masks``.
+        dilate: ``--dilate``.
+
+    Returns:
+        One line naming what differs (``--masks``, ``--dilate``, ``--resize-masks``), or None
+        when they agree or the archive records no mask options.
+    """
+    recorded = pred.attrs.get("mask_options")
+    if not isinstance(recorded, dict):
+        return None
+    differences = []
+    if recorded.get("path") is not None and Path(str(recorded["path"])) != Path(masks_path).resolve():
+        differences.append(f"--masks {recorded['path']}")
+    if recorded.get("dilate") is not None and int(recorded["dilate"]) != int(dilate):
+        differences.append(f"--dilate {int(recorded['dilate'])} (eval: {int(dilate)})")
+    if recorded.get("resize") is not None and bool(recorded["resize"]) != bool(resize):
+        differences.append(f"--resize-masks {'on' if recorded['resize'] else 'off'} (eval: {'on' if resize else 'off'})")
+    if not differences:
+        return None
+    return f"{pred.path} was restored with {', '.join(differences)}; scores use the holes given here"
+
+
 def default_label(archive: Archive) -> str:
     """The method and checkpoint an archive records: ``telea``, ``csa``, ``csa (csa-psnr)``, ``csa ×8``.
 

@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from restore.comparison import ComparisonError, default_label, labels_for, restored_from
+from restore.comparison import ComparisonError, default_label, labels_for, mask_differences, restored_from
 
 
 def _archive(name: str, kind: str = "restored", **attrs) -> SimpleNamespace:
@@ -45,3 +45,13 @@ def test_restored_from_reads_paths_then_photos() -> None:
     assert restored_from(_archive("o.zarr"), source) is None  # written by another tool: cannot tell
     sibling = _archive("p.zarr", input_archive="/data/in.zarr")
     assert restored_from(sibling, _archive("q.zarr", input_archive="/data/in.zarr")) is True
+
+
+def test_mask_differences_name_each_option_that_differs(tmp_path: Path) -> None:
+    masks = tmp_path / "masks"
+    recorded = _archive("o.zarr", mask_options={"path": str(masks.resolve()), "resize": False, "dilate": 3})
+    assert mask_differences(recorded, masks, resize=False, dilate=3) is None
+    line = mask_differences(recorded, tmp_path / "other", resize=True, dilate=0)
+    assert f"--masks {masks.resolve()}" in line and "--dilate 3 (eval: 0)" in line and "--resize-masks off (eval: on)" in line
+    assert "\n" not in line
+    assert mask_differences(_archive("o.zarr"), masks, resize=False, dilate=0) is None  # records none: cannot tell

@@ -90,7 +90,7 @@ def evaluate(pred_paths: tuple[Path, ...], labels: tuple[str, ...], target_path:
     the gap between two methods, worst and best images per method first.
     """
     from restore.cli import verbosity
-    from restore.comparison import ComparisonError, check_restorations, labels_for
+    from restore.comparison import ComparisonError, check_restorations, labels_for, mask_differences
 
     weights = [(lpips_weights, "--lpips-weights"), (vgg_weights, "--vgg-weights"), (fid_weights, "--fid-weights")]
     _check_outputs(target_path, report_dir, json_path, overwrite, weights)
@@ -102,6 +102,10 @@ def evaluate(pred_paths: tuple[Path, ...], labels: tuple[str, ...], target_path:
     except ComparisonError as error:
         raise click.BadParameter(str(error), param_hint=f"'{error.option}'") from None
     masks = _open_masks(masks_spec, resize_masks, dilate, target if target is not None else preds[0])
+    for pred in preds:
+        difference = mask_differences(pred, masks_spec, resize_masks, dilate)
+        if difference is not None:
+            click.echo(f"warning: {difference}", err=True)
     lpips, inception = _perceptual(lpips_weights, vgg_weights, fid_weights) if target is not None else (None, None)
 
     progress = verbosity() >= 0 and len(preds[0].keys) > 20

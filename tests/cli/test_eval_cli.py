@@ -203,3 +203,14 @@ def test_images_under_11_px_a_side_are_scored(tmp_path: Path) -> None:
     x, y, c1 = np.array([180, 60, 90]) / 255, np.array([200, 40, 90]) / 255, 0.01**2
     assert rows["dot"]["ssim"] == pytest.approx(float(np.mean((2 * x * y + c1) / (x * x + y * y + c1))))
     assert "| all | 2 |" in result.output
+
+
+def test_masks_other_than_the_restorations_are_warned_about(setup: dict[str, Path]) -> None:
+    out = setup["root"] / "batch.zarr"
+    batch = ["batch", "--input", str(setup["in"]), "--masks", str(setup["masks"]), "--output", str(out), "--method", "telea"]
+    assert CliRunner().invoke(main, batch).exit_code == 0
+    evaluate = ["eval", "--pred", str(out), "--target", str(setup["in"]), "--masks", str(setup["masks"])]
+    same = CliRunner().invoke(main, evaluate)
+    assert same.exit_code == 0 and "warning" not in same.output
+    grown = CliRunner().invoke(main, [*evaluate, "--dilate", "2"])
+    assert grown.exit_code == 0 and f"warning: {out} was restored with --dilate 0 (eval: 2)" in grown.output
