@@ -7,7 +7,13 @@ from types import SimpleNamespace
 
 import pytest
 
-from restore.comparison import ComparisonError, default_label, labels_for, mask_differences, restored_from
+from restore.comparison import (
+    ComparisonError,
+    default_label,
+    labels_for,
+    mask_differences,
+    restored_from,
+)
 
 
 def _archive(name: str, kind: str = "restored", **attrs) -> SimpleNamespace:
