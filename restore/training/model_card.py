@@ -207,6 +207,36 @@ def _quality_tables(quality: dict, method: str) -> list[str]:
     return lines
 
 
+def _quality_section(quality: Path, checkpoint: Path, label: str) -> list[str]:
+    """The card's "## Quality" section from a quality benchmark JSON that measured ``checkpoint`` under ``label``."""
+    from restore.paths import file_digest
+
+    data = json.loads(Path(quality).read_text())
+    measured = data.get("methods", {}).get(label, {}).get("checkpoint_digest")
+    if measured != file_digest(checkpoint):
+        raise click.ClickException(f"{quality} measured another checkpoint under {label!r} ({measured}), not {checkpoint}; rerun benchmarks/quality.py")
+    return ["## Quality", "", "`python benchmarks/quality.py` (DESIGN §10): NVIDIA irregular masks per hole-ratio bucket (one seeded "
+            "mask per image) and the centre 128² hole; fidelity on the whole composited image, realism (SWD, detail ratio) inside "
+            "the hole.", *_quality_tables(data, label)]
+
+
+def replace_section(card: str, title: str, section: list[str]) -> str:
+    """``card`` with its "## TITLE" section (up to the next "## " heading) replaced by ``section`` (its heading included).
+
+    A card without that section gets it before its Notes (or Continue training) section, or at the end.
+    """
+    lines = card.rstrip("\n").split("\n")
+    heading = f"## {title}"
+    if heading in lines:
+        start = lines.index(heading)
+        end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
+    else:
+        start = end = next((i for i, line in enumerate(lines) if line in ("## Notes", "## Continue training")), len(lines))
+    tail = lines[end:]
+    body = [*section, ""] if tail else section
+    return "\n".join([*lines[:start], *body, *tail]) + "\n"
+
+
 @click.command()
 @click.option("--checkpoint", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--run", "run", type=click.Path(exists=True, file_okay=False, path_type=Path), help="The run folder (learning curve).")
@@ -216,10 +246,14 @@ def _quality_tables(quality: dict, method: str) -> list[str]:
                    "Repeat for the checkpoint that one started from, and so on.")
 @click.option("--base-run", "base_runs", multiple=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="The run folder of each --base, in the same order (their learning curves).")
+@click.option("--quality-label", default=None, help="The label --quality scored CHECKPOINT under [default: the method's name; "
+              "e.g. csa-psnr for benchmarks/quality.py --label csa-psnr=csa:PATH].")
+@click.option("--quality-only", is_flag=True, help="Rewrite only the Quality section of the existing card OUT from --quality "
+              "(baselines re-scored, a checkpoint re-measured); the rest of the card is kept as it is.")
 @click.option("--note", "notes", multiple=True, help="A sentence for the card's notes (repeatable).")
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path))
-def main(checkpoint: Path, run: Path | None, quality: Path | None, bases: tuple[Path, ...], base_runs: tuple[Path, ...],
-         notes: tuple[str, ...], out: Path) -> None:
+def main(checkpoint: Path, run: Path | None, quality: Path | None, quality_label: str | None, quality_only: bool,
+         bases: tuple[Path, ...], base_runs: tuple[Path, ...], notes: tuple[str, ...], out: Path) -> None:
     """Write the model card OUT for CHECKPOINT."""
     from restore.checkpoint import CheckpointError, load_checkpoint
     from restore.models.registry import METHODS
@@ -235,6 +269,13 @@ def main(checkpoint: Path, run: Path | None, quality: Path | None, bases: tuple[
     record = METHODS.get(str(ckpt.get("method")))
     if record is None or not record.trainable:
         raise click.ClickException(f"{checkpoint} is a checkpoint of {ckpt.get('method')!r}, not of a registered trainable method")
+    label = quality_label or record.name
+    if quality_only:
+        if quality is None or not out.is_file():
+            raise click.ClickException("--quality-only rewrites the Quality section of an existing card: give --quality and an --out that exists")
+        out.write_text(replace_section(out.read_text(), "Quality", _quality_section(quality, checkpoint, label)))
+        click.echo(f"wrote {out} (Quality section)")
+        return
     meta, config = ckpt["metadata"], ckpt["config"]
     options = meta.get("options", {})
     stages = [(ckpt, run)]
@@ -275,11 +316,7 @@ def main(checkpoint: Path, run: Path | None, quality: Path | None, bases: tuple[
             if curve:
                 lines += ["", f"Steps {_steps(stage)}, held out from `{stage['metadata'].get('data')}`:", "", *curve]
     if quality:
-        data = json.loads(Path(quality).read_text())
-        measured = data.get("methods", {}).get(record.name, {}).get("checkpoint_digest")
-        if measured != file_digest(checkpoint):
-            raise click.ClickException(f"{quality} measured another checkpoint ({measured}), not {checkpoint}; rerun benchmarks/quality.py")
-        lines += ["", "## Quality", "", "`python benchmarks/quality.py` (DESIGN §10): NVIDIA irregular masks per hole-ratio bucket (one seeded mask per image) and the centre 128² hole; fidelity on the whole composited image, realism (SWD, detail ratio) inside the hole.", *_quality_tables(data, record.name)]
+        lines += ["", *_quality_section(quality, checkpoint, label)]
     if notes:
         lines += ["", "## Notes", "", *(f"- {note}" for note in notes)]
     lines += ["", "## Continue training", "",

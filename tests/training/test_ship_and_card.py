@@ -50,6 +50,23 @@ def test_model_card_tables_come_from_the_files(tmp_path: Path) -> None:
     assert "| centre | 1.50 / 0.250 / 27.12 / 0.8750 |" in text and "+0.00 dB" in text
     assert "2 steps" in text
 
+    # baselines re-scored: --quality-only rewrites the Quality section alone, of a checkpoint scored under another label
+    card.write_text(text.replace("## Continue training", "## Notes\n\n- typed in\n\n## Continue training"))
+    quality = {"methods": {"csa-old": {"checkpoint_digest": file_digest(tmp_path / "csa.pt")}},
+               "sets": {"kodak24": {"images": 24, "results": {"csa-old": {"centre": {**metrics, "psnr": 28.5}},
+                                                               **{m: {"centre": metrics} for m in ("telea", "ns", "fsr")}}}}}
+    (tmp_path / "q2.json").write_text(json.dumps(quality))
+    update = ["--checkpoint", str(tmp_path / "csa.pt"), "--quality", str(tmp_path / "q2.json"), "--out", str(card), "--quality-only"]
+    unlabelled = CliRunner().invoke(model_card, update)
+    assert unlabelled.exit_code == 1 and "under 'csa'" in unlabelled.output
+    result = CliRunner().invoke(model_card, [*update, "--quality-label", "csa-old"])
+    assert result.exit_code == 0, result.output
+    updated = card.read_text()
+    assert updated.count("## Quality") == 1 and "| centre | 1.50 / 0.250 / 28.50 / 0.8750 |" in updated and "OpenCV fsr" in updated
+    assert "+1.38 dB" in updated and "| centre | 1.50 / 0.250 / 27.12" not in updated
+    assert updated.split("## Quality")[0] == text.split("## Quality")[0]  # everything before it kept
+    assert "- typed in\n\n## Continue training" in updated  # and after it
+
 
 def test_model_card_margins_take_fidelity_over_telea_ns_fsr_and_realism_over_telea_ns() -> None:
     """FSR sets the PSNR/SSIM bar, Telea/NS the SWD/detail bar; shift-map's SWD is shown beside (DESIGN §10)."""
