@@ -17,6 +17,7 @@ independent in eval mode (batch norm in eval mode, no batch statistics).
 from __future__ import annotations
 
 from pathlib import Path
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -124,25 +125,34 @@ class NetworkInpainter:
         return composite(predicted.to(image.dtype), image, mask)
 
 
-def generator_from_checkpoint(method: Method, checkpoint: dict[str, Any]) -> nn.Module:
+def generator_from_checkpoint(method: Method, checkpoint: dict[str, Any], settings: Mapping[str, Any] | None = None) -> nn.Module:
     """Rebuild the generator stored in a checkpoint dict of ``method`` (full or inference-only).
 
     A training checkpoint gives its moving-average weights when it keeps them: the network
-    its samples, learning curve and shipped file show.
+    its samples, learning curve and shipped file show. ``settings`` (the method's
+    :attr:`~restore.models.registry.Method.inference_settings`, e.g. DeepGIN's
+    ``output_lowpass``) replace the checkpoint's values of those config keys.
 
     Raises:
-        ValueError: the checkpoint is another method's, or its config does not fit the method.
+        ValueError: the checkpoint is another method's, its config does not fit the method, or a
+            setting is not one of the method's inference settings.
     """
     if checkpoint.get("method") != method.name:
         raise ValueError(f"not a {method.name} checkpoint (method={checkpoint.get('method')!r})")
-    config = config_from_dict(method.config_class(), checkpoint["config"])
+    settings = dict(settings or {})
+    unknown = sorted(set(settings) - set(method.inference_settings))
+    if unknown:
+        allowed = ", ".join(method.inference_settings) or "none"
+        raise ValueError(f"{method.name} has no inference setting {', '.join(unknown)} (it has: {allowed})")
+    config = config_from_dict(method.config_class(), {**checkpoint["config"], **settings})
     generator = method.network_class()(config)
     state = {key: value.float() if value.is_floating_point() else value for key, value in inference_weights(checkpoint).items()}
     generator.load_state_dict(state)
     return generator
 
 
-def load_network_inpainter(method: Method, path: Path | str | None, device: str = "cpu", bf16: bool | None = None) -> NetworkInpainter:
+def load_network_inpainter(method: Method, path: Path | str | None, device: str = "cpu", bf16: bool | None = None,
+                           **settings: Any) -> NetworkInpainter:
     """Load a checkpoint file of ``method`` (a training checkpoint or a shipped, half-precision one).
 
     Args:
@@ -152,11 +162,12 @@ def load_network_inpainter(method: Method, path: Path | str | None, device: str 
         bf16: bfloat16 autocast; None picks it where the hardware runs it fast
             (:func:`restore.hardware.prefers_bf16`: CPUs with AMX or AVX-512 BF16, bf16 GPUs; ``RESTORE_BF16``
             overrides).
+        settings: values of the method's inference settings (``restore batch --set``).
     """
     from restore.hardware import prefers_bf16
 
     if path is None:
         raise ValueError(f"{method.name} needs a checkpoint")
-    generator = generator_from_checkpoint(method, load_checkpoint(Path(path)))
+    generator = generator_from_checkpoint(method, load_checkpoint(Path(path)), settings)
     use_bf16 = prefers_bf16(str(device)) if bf16 is None else bf16
     return NetworkInpainter(method.name, generator, generator.config.multiple, device=device, bf16=use_bf16)

@@ -243,6 +243,7 @@ METHODS: dict[str, Method] = {
             needs_weights=True,
             smoke_config={"width": 4, "coarse_blocks": 1, "refine_blocks": 2, "discriminator_width": 4,
                           "discriminator_features": 4, "vgg_size": 0, "warmup_steps": 1},
+            inference_settings=("output_lowpass",),
         ),
         Method(
             "wgan",

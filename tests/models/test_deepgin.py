@@ -209,6 +209,31 @@ def test_known_pixels_are_exact_and_hole_content_is_ignored(bf16):
         generator(image, mask)
 
 
+def test_the_official_lowpass_is_an_inference_setting_only(tmp_path):
+    from helpers import smoke_checkpoint
+
+    from restore.models.network import load_network_inpainter
+
+    path = smoke_checkpoint("deepgin", tmp_path)
+    g = torch.Generator().manual_seed(1)
+    image, mask = torch.rand(1, 3, 32, 48, generator=g), torch.zeros(1, 1, 32, 48)
+    mask[..., 8:24, 10:30] = 1
+    plain = load_network_inpainter(get_method("deepgin"), path, bf16=False)
+    smoothed = load_network_inpainter(get_method("deepgin"), path, bf16=False, output_lowpass=True)
+    raw = plain.predict(image, mask)
+    expected = networks.half_scale_lowpass(raw)
+    assert torch.allclose(smoothed.predict(image, mask), expected, atol=1e-6)
+    assert (expected - raw).abs().max() > 1e-3
+    out = smoothed.inpaint(image, mask)
+    known = (mask < 0.5).expand_as(image)
+    assert torch.equal(out[known], image[known])
+    smoothed.generator.train()  # training sees the network's own output
+    with torch.no_grad():
+        assert torch.allclose(smoothed.generator(image, mask)["predicted"], raw, atol=1e-6)
+    with pytest.raises(ValueError, match="no inference setting width"):
+        load_network_inpainter(get_method("deepgin"), path, width=8)
+
+
 def _trainer(**overrides) -> DeepGINTrainer:
     torch.manual_seed(0)
     return DeepGINTrainer(_smoke(**overrides), vgg_weights="random")

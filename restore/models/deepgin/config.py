@@ -38,6 +38,10 @@ class DeepGINConfig:
         beta1, beta2: Adam (paper: 0.5; code: 0.999).
         clip_norm: gradient-norm clipping of the generator (code: 3; 0: none).
         ema_decay: exponential moving average of the generator (our addition; 0: none).
+        output_lowpass: at inference, resize the prediction to half size and back (bicubic) before
+            compositing, as the official test script does after re-assembling the sub-images (an
+            extra low-pass that is not in the paper). An inference setting (``restore batch --set
+            output_lowpass=true``); off by default (measured in the README); never in training.
     """
 
     width: int = 64
@@ -59,6 +63,7 @@ class DeepGINConfig:
     beta2: float = 0.999
     clip_norm: float = 3.0
     ema_decay: float = 0.999
+    output_lowpass: bool = False
 
     def __post_init__(self) -> None:
         if self.width < 2 or self.width % 2:

@@ -342,6 +342,8 @@ class DeepGINGenerator(nn.Module):
         pasted = torch.where(holes, coarse, image)
         _, refined, low_resolution, alpha = self.refine(torch.cat([pasted, hole_channel.to(pasted.dtype)], dim=1), image, holes)
         predicted = refined.clamp(0.0, 1.0)
+        if self.config.output_lowpass and not self.training:
+            predicted = half_scale_lowpass(predicted)
         return {
             "coarse": coarse,
             "refined": refined,
@@ -350,6 +352,16 @@ class DeepGINGenerator(nn.Module):
             "predicted": predicted,
             "inpainted": composite(predicted, image, hole_channel),
         }
+
+
+def half_scale_lowpass(image: Tensor) -> Tensor:
+    """The official test script's last step: resize to half size and back, bicubic, clamped to [0, 1].
+
+    Shape:
+        image: (B, C, H, W), H and W even; returns (B, C, H, W).
+    """
+    half = F.interpolate(image, scale_factor=0.5, mode="bicubic", align_corners=False)
+    return F.interpolate(half, size=image.shape[-2:], mode="bicubic", align_corners=False).clamp(0.0, 1.0)
 
 
 class DeepGINDiscriminator(nn.Module):
