@@ -16,8 +16,8 @@ independent in eval mode (batch norm in eval mode, no batch statistics).
 
 from __future__ import annotations
 
-from pathlib import Path
 from collections.abc import Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
