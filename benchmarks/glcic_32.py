@@ -14,7 +14,8 @@ runs on 32² versions of our evaluation photos:
   ``rng = np.random.default_rng([seed, image_index, repeat])``. Every (image, repeat) pair is
   one sample. The seed drew one hole per image over 10,000 test images; at our 124 images,
   20 holes per image (2,480 samples) steady the figure instead.
-* Columns: OpenCV Telea and Navier–Stokes (radius 3, the registry's ``telea``/``ns``), a
+* Columns: OpenCV Telea and Navier–Stokes (radius 3, the registry's ``telea``/``ns``), OpenCV
+  contrib's frequency-selective reconstruction and shift-map (``fsr``/``shiftmap``), a
   "mean colour" fill (the hole painted the mean pixel of every ``train/`` photo, full size,
   weighted by pixel count: what :meth:`CompletionNetwork.set_fill
   <restore.models.glcic.networks.CompletionNetwork.set_fill>` measures, computed here from the
@@ -52,6 +53,8 @@ from pathlib import Path
 
 import click
 import numpy as np
+
+from restore.baselines import BASELINES
 
 #: The seed's reported hole error (CIFAR-10 test set; RGB-summed squared error per hole pixel).
 SEED_FIGURE = 0.0155
@@ -180,7 +183,7 @@ def _checkpoints(values: tuple[str, ...]) -> dict[str, str]:
         label, sep, path = value.partition("=")
         if not sep or not label or not path:
             raise click.BadParameter(f"expected LABEL=PATH, got {value!r}", param_hint="'--checkpoint'")
-        if label in pairs or label in ("telea", "ns", "mean"):
+        if label in pairs or label in (*BASELINES, "mean"):
             raise click.BadParameter(f"label {label!r} is used already", param_hint="'--checkpoint'")
         pairs[label] = path
     return pairs
@@ -307,7 +310,8 @@ def main(checkpoints: tuple[str, ...], sets: str, repeats: int, seed: int, batch
     else:
         raise click.ClickException(f"no {train} to measure the mean colour on, and no checkpoint to read it from")
 
-    inpainters = {"telea": load_inpainter("telea"), "ns": load_inpainter("ns"), "mean": MeanColourFill(mean_colour)}
+    inpainters = {name: load_inpainter(name) for name in BASELINES}
+    inpainters["mean"] = MeanColourFill(mean_colour)
     inpainters.update({label: inpainter for label, (_, inpainter) in glcic.items()})
     if blend:
         from restore.inference.poisson import PoissonBlended

@@ -20,7 +20,7 @@ scrolled into view and counted as loaded or not; ``--screenshot PNG`` saves the 
 report's first screen. Writes JSON (``--json``).
 
     python benchmarks/report.py [--sections eval,scale] [--counts 100,10000] [--methods telea,ns,csa] \
-        [--browser] [--screenshot docs/report.png]
+        [--set wgan:restarts=1] [--browser] [--screenshot docs/report.png]
 """
 
 from __future__ import annotations
@@ -113,8 +113,9 @@ def _masks(archive: Path, dest: Path) -> Path:
     return dest
 
 
-def _restored(archive: Path, masks: Path, method: str, dest: Path) -> tuple[Path, float]:
-    seconds = _restore("batch", "--input", str(archive), "--masks", str(masks), "--output", str(dest), "--method", method)
+def _restored(archive: Path, masks: Path, method: str, dest: Path, settings: tuple[str, ...] = ()) -> tuple[Path, float]:
+    extra = [arg for setting in settings for arg in ("--set", setting)]
+    seconds = _restore("batch", "--input", str(archive), "--masks", str(masks), "--output", str(dest), "--method", method, *extra)
     return dest, round(seconds, 1)
 
 
@@ -176,7 +177,7 @@ def browser_check(report: Path, screenshot: Path | None = None) -> dict:
     return {"ready_seconds": round(ready, 2), "pages_of_200": pages, "pictures": total, "pictures_loaded": loaded, "errors": errors}
 
 
-def section_eval(work: Path, methods: list[str]) -> dict:
+def section_eval(work: Path, methods: list[str], settings: dict[str, tuple[str, ...]] | None = None) -> dict:
     photos = _eval_photos(work / "eval-photos")
     archive = work / "eval.zarr"
     if not archive.is_dir():
@@ -184,12 +185,12 @@ def section_eval(work: Path, methods: list[str]) -> dict:
     masks = _masks(archive, work / "eval-masks")
     preds, batch = [], {}
     for method in methods:
-        pred, seconds = _restored(archive, masks, method, work / f"eval.{method}.zarr")
+        pred, seconds = _restored(archive, masks, method, work / f"eval.{method}.zarr", (settings or {}).get(method, ()))
         preds.append(pred)
         batch[method] = seconds
     from restore.data.archive import open_archive
 
-    result = {"images": len(open_archive(archive).keys), "methods": methods, "batch_seconds": batch,
+    result = {"images": len(open_archive(archive).keys), "methods": methods, "settings": settings or {}, "batch_seconds": batch,
               **_report(preds, archive, masks, work / "report-eval")}
     print(f"eval sets: {result['images']} images x {len(methods)} methods: {result['seconds']} s ({result['cpu_seconds']} s CPU), "
           f"peak RSS {result['peak_rss_mib']} MiB, {result['size_mib']} MiB on disk")
@@ -213,6 +214,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sections", default="eval,scale")
     parser.add_argument("--methods", default="telea,ns,csa", help="Methods of the eval-set report.")
+    parser.add_argument("--set", dest="settings", action="append", default=[], metavar="METHOD:KEY=VALUE",
+                        help="An inference setting for one method's restore batch in the eval section (wgan:restarts=1); repeatable.")
     parser.add_argument("--counts", default="100,10000", help="Archive sizes of the scale section.")
     parser.add_argument("--work", type=Path, default=REPO / "bench-out" / "report-work")
     parser.add_argument("--json", type=Path, default=REPO / "bench-out" / "report.json")
@@ -223,7 +226,13 @@ def main() -> None:
     result: dict = json.loads(args.json.read_text()) if args.json.is_file() else {}
     sections = args.sections.split(",")
     if "eval" in sections:
-        result["eval"] = section_eval(args.work, args.methods.split(","))
+        settings: dict[str, tuple[str, ...]] = {}
+        for item in args.settings:
+            method, sep, setting = item.partition(":")
+            if not sep or "=" not in setting:
+                parser.error(f"--set: expected METHOD:KEY=VALUE, got {item!r}")
+            settings[method] = (*settings.get(method, ()), setting)
+        result["eval"] = section_eval(args.work, args.methods.split(","), settings)
         if args.browser:
             result["eval"]["browser"] = browser_check(Path(result["eval"]["report"]), args.screenshot)
             print(f"eval sets in Chromium: {result['eval']['browser']}")
