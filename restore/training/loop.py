@@ -196,14 +196,23 @@ def write_samples(trainer: Trainer, held: HeldOut, path: Path, count: int = 4) -
 
 
 def _write_baselines(held: HeldOut, path: Path, batch_size: int) -> None:
-    """Score OpenCV Telea and NS on the held-out set once, for the learning curve's reference."""
-    if path.exists():
+    """Score the classical baselines (Telea, NS, FSR, shift-map) on the held-out set once, for the
+    learning curve's reference; a file from an older run gets the ones it lacks (FSR and shift-map
+    take seconds per 256² image: a few minutes for 16 photos)."""
+    from restore.baselines import BASELINES
+
+    baselines = json.loads(path.read_text()) if path.exists() else {}
+    missing = [name for name in BASELINES if name not in baselines]
+    if not missing:
         return
     from restore.evaluation import evaluate
-    from restore.models.classical import OpenCVInpainter
+    from restore.models.registry import load_inpainter
 
-    baselines = {name: evaluate(OpenCVInpainter(name), held.images, held.mask_sets, batch_size) for name in ("telea", "ns")}
-    path.write_text(json.dumps(baselines, indent=1))
+    for name in missing:
+        baselines[name] = evaluate(load_inpainter(name), held.images, held.mask_sets, batch_size)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(baselines, indent=1))
+    tmp.replace(path)
 
 
 def _weights_finite(trainer: Trainer) -> bool:

@@ -56,7 +56,8 @@ def _curve_table(run: Path, until: int, offset: int = 0) -> list[str]:
     lines += ["| step | train hours | " + " | ".join(sets) + " |", "|---" * (len(sets) + 2) + "|"]
     if base_path.is_file():
         for name, metrics in json.loads(base_path.read_text()).items():
-            lines.append(f"| OpenCV {name} | – | " + " | ".join(cell(metrics, s) for s in sets) + " |")
+            shown = "shift-map" if name == REALISM_ANCHOR else name
+            lines.append(f"| OpenCV {shown} | – | " + " | ".join(cell(metrics, s) for s in sets) + " |")
     for step in sorted(by_step):
         hours = by_step[step].get("train_seconds", 0) / 3600
         lines.append(f"| {offset + step} | {hours:.1f} | " + " | ".join(cell(by_step[step]["metrics"], s) for s in sets) + " |")

@@ -129,7 +129,15 @@ def test_samples_and_learning_curve_are_written(tmp_path: Path) -> None:
     curve = [json.loads(line) for line in (tmp_path / "curve.jsonl").read_text().splitlines()]
     assert curve[0]["step"] == 2 and curve[0]["metrics"]["box"]["count"] == 2
     baselines = json.loads((tmp_path / "curve-baselines.json").read_text())
-    assert set(baselines) == {"telea", "ns"} and baselines["ns"]["box"]["psnr"] > 10
+    assert list(baselines) == ["telea", "ns", "fsr", "shiftmap"] and baselines["ns"]["box"]["psnr"] > 10
+    assert baselines["fsr"]["box"]["psnr"] > 10 and baselines["shiftmap"]["box"]["count"] == 2
+    # an older run's file (Telea and NS only) gets the baselines it lacks when the run resumes; the others are kept
+    older = {"telea": {**baselines["telea"], "kept": True}, "ns": baselines["ns"]}
+    (tmp_path / "curve-baselines.json").write_text(json.dumps(older))
+    fit(trainer, batches, LoopOptions(out=tmp_path, iters=3, batch_size=2, size=32, sample_every=0, eval_every=3, progress=False),
+        held=held, start=load_checkpoint(tmp_path / "last.pt"))
+    completed = json.loads((tmp_path / "curve-baselines.json").read_text())
+    assert completed["telea"]["kept"] and completed["fsr"] == baselines["fsr"] and list(completed) == list(baselines)
 
 
 def test_learning_rate_schedule() -> None:
