@@ -41,7 +41,8 @@ class DeepGINConfig:
         output_lowpass: at inference, resize the prediction to half size and back (bicubic) before
             compositing, as the official test script does after re-assembling the sub-images (an
             extra low-pass that is not in the paper). An inference setting (``restore batch --set
-            output_lowpass=true``); off by default (measured in the README); never in training.
+            output_lowpass=true``); off by default (a blur; to be scored on the protocol once a
+            model is trained); never in training.
     """
 
     width: int = 64
