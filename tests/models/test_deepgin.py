@@ -24,6 +24,7 @@ from restore.models.deepgin.trainer import DeepGINTrainer, hole_weighted_l1
 from restore.models.network import NetworkInpainter
 from restore.models.registry import build, get_method
 from restore.models.trainer import GENERATOR, JOINT
+from restore.nn.prefill import pyramid_fill
 
 SMOKE = dict(get_method("deepgin").smoke_config)
 
@@ -323,7 +324,40 @@ def test_config_defaults_are_the_papers_and_its_masks_parse():
             config.adversarial_weight, config.lr, config.discriminator_lr, config.beta1) == (64, 5.0, 0.05, 80.0, 0.1, 0.001, 1e-4, 4e-4, 0.5)
     assert config.multiple == 16 and config.min_training_size == 32
     assert [parse_kind(spec) for spec in config.training_masks] == [("box", (0.3, 0.7)), ("freeform", None), ("cellular", None)]
-    for bad in ({"width": 7}, {"refine_blocks": 3}, {"vgg_size": 8}, {"ema_decay": 1.0}, {"style_weight": -1.0}):
+    for bad in ({"width": 7}, {"refine_blocks": 3}, {"vgg_size": 8}, {"ema_decay": 1.0}, {"style_weight": -1.0}, {"init_scale": 0.0}):
         with pytest.raises(ValueError):
             DeepGINConfig(**bad)
     assert "L1 alone for the first 25825 steps" in DeepGINTrainer.describe_losses(vars(config))
+
+
+def test_init_scale_scales_the_initial_convolution_weights():
+    torch.manual_seed(0)
+    small = DeepGINGenerator(DeepGINConfig(width=8, coarse_blocks=1, refine_blocks=2, init_scale=0.1))
+    torch.manual_seed(0)
+    plain = DeepGINGenerator(DeepGINConfig(width=8, coarse_blocks=1, refine_blocks=2))
+    assert DeepGINConfig().init_scale == 1.0
+    assert torch.allclose(small.coarse.body[0].weight * 10.0, plain.coarse.body[0].weight)
+    fan_in = plain.coarse.body[0].weight[0].numel()
+    assert abs(plain.coarse.body[0].weight.std().item() - (2.0 / fan_in) ** 0.5) < 0.2 * (2.0 / fan_in) ** 0.5
+
+
+@pytest.mark.parametrize("prefill", [True, False])
+def test_prefill_makes_every_image_output_a_residual_over_the_push_pull_fill(prefill):
+    torch.manual_seed(0)
+    generator = DeepGINGenerator(DeepGINConfig(width=8, coarse_blocks=1, refine_blocks=2, prefill=prefill)).eval()
+    for head in (generator.coarse.body[-1], generator.refine.output, generator.refine.back_projection.low[-1]):
+        nn.init.zeros_(head.weight)
+        nn.init.zeros_(head.bias)
+    image = torch.rand(2, 3, 64, 64)
+    mask = torch.zeros(2, 1, 64, 64)
+    mask[0, :, 10:30, 20:50] = 1.0
+    mask[1, :, 40:60, 5:25] = 1.0
+    with torch.no_grad():
+        out = generator(image, mask)
+    fill = pyramid_fill(image, mask)
+    if prefill:  # with the residual heads at zero every image output is its stage's input: the fill itself
+        assert torch.allclose(out["coarse"], fill, atol=1e-6) and torch.allclose(out["refined"], fill, atol=1e-6)
+        assert torch.allclose(out["low_resolution"], F.avg_pool2d(fill, 4), atol=1e-6)
+    else:  # the paper's network paints the holes white and predicts each image outright: zero heads give 0
+        assert torch.equal(out["coarse"], torch.zeros_like(out["coarse"]))
+    assert torch.equal(out["inpainted"][mask.expand_as(image) < 0.5], image[mask.expand_as(image) < 0.5])

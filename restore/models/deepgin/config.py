@@ -15,6 +15,11 @@ class DeepGINConfig:
     """Networks, losses, schedule and optimisers of DeepGIN.
 
     Attributes:
+        prefill: feed the coarse stage a push-pull fill of the holes (:func:`restore.nn.prefill.pyramid_fill`)
+            in place of the code's white paint, and make each of the three image outputs (coarse,
+            refined, 1/4 resolution) a residual over its stage's input image (our addition, as CSA's:
+            the network corrects a smooth fill instead of learning colour propagation from scratch,
+            which took it thousands of steps; False: the paper's network).
         width: the code's ``ngf`` (paper: 64, 42.93 M generator parameters). Layers use
             width/2, 1, 2, 4 and 8 times it; must be even (the SPD branches and the attention's
             inner channels split it in halves, quarters and eighths).
@@ -37,6 +42,9 @@ class DeepGINConfig:
         discriminator_lr: the discriminators' (paper: 4e-4).
         beta1, beta2: Adam (paper: 0.5; code: 0.999).
         clip_norm: gradient-norm clipping of the generator (code: 3; 0: none).
+        init_scale: the generator's convolution weights start Kaiming-normal times this (code: 0.1,
+            ESRGAN's "smaller initialisation"). Ours is 1 (plain Kaiming): with ``prefill`` the
+            ×0.1 network's residuals stay ~1e-4 for hundreds of steps, so it learns nothing over the fill.
         ema_decay: exponential moving average of the generator (our addition; 0: none).
         output_lowpass: at inference, resize the prediction to half size and back (bicubic) before
             compositing, as the official test script does after re-assembling the sub-images (an
@@ -46,6 +54,7 @@ class DeepGINConfig:
     """
 
     width: int = 64
+    prefill: bool = True
     coarse_blocks: int = 6
     refine_blocks: int = 6
     discriminator_width: int = 64
@@ -63,6 +72,7 @@ class DeepGINConfig:
     beta1: float = 0.5
     beta2: float = 0.999
     clip_norm: float = 3.0
+    init_scale: float = 1.0
     ema_decay: float = 0.999
     output_lowpass: bool = False
 
@@ -80,6 +90,8 @@ class DeepGINConfig:
                      "lr", "discriminator_lr", "clip_norm"):
             if getattr(self, name) < 0:
                 raise ValueError(f"DeepGINConfig.{name} must be >= 0, got {getattr(self, name)}")
+        if self.init_scale <= 0:
+            raise ValueError(f"DeepGINConfig.init_scale must be > 0, got {self.init_scale}")
         if not 0.0 <= self.ema_decay < 1.0:
             raise ValueError(f"DeepGINConfig.ema_decay must be in [0, 1), got {self.ema_decay}")
 

@@ -5,8 +5,8 @@ counted (42,930,186 parameters at width 64, 8,167,843 of them in the coarse stag
 padding everywhere, LeakyReLU 0.2 between layers, no normalisation, no output activation
 (outputs are unbounded; ``predicted`` is clamped to [0, 1]), bilinear ×2 up-sampling with
 ``align_corners=True`` (``nn.UpsamplingBilinear2d``), convolution weights Kaiming-normal × 0.1
-with zero biases (the paper's "smaller initialisation" of ESRGAN). With width ``c`` and a
-256² input:
+with zero biases (the paper's "smaller initialisation" of ESRGAN; ``config.init_scale``). With
+width ``c`` and a 256² input:
 
 * coarse stage G1 on ``[image with holes painted white, mask]``: 7×7 c/2 → 4×4/2 c → 4×4/2 2c
   → 4×4/2 4c (32²) → SPD blocks at rates 2, 3, 4, 5, 6, 8, 10, 1 → three (×2 up, 3×3) to 2c,
@@ -22,6 +22,12 @@ with zero biases (the paper's "smaller initialisation" of ESRGAN). With width ``
   ``I_out = out + up4(I_lr − down4(out)) · α``, α a sigmoid 3×3 head on the last c/2 features.
 
 Where this module differs from the code, and why:
+* ``config.prefill`` (the default, our addition): the coarse stage sees a push-pull fill of the
+  holes (:func:`~restore.nn.prefill.pyramid_fill`) instead of white, and the coarse output, the
+  refinement's full-resolution output and ``I_lr`` are residuals over their stage's input image
+  (the fill; the pasted coarse image; its 4×4 area down-sampling), at plain Kaiming
+  initialisation (``init_scale`` 1). The code's network learns colour propagation from a white
+  hole, which on the held-out photos had not reached the fill's PSNR after 1,693 steps at batch 4.
 
 * back projection's ×0.25 down-sampling (and the low-resolution L1's targets, in the trainer) is
   a 4×4 average (area) and its ×4 up-sampling bilinear with ``align_corners=False``. The code's
@@ -47,6 +53,7 @@ from restore.models.base import composite
 from restore.models.deepgin.config import COARSE_DILATIONS, REFINE_DILATIONS, DeepGINConfig
 from restore.nn.discriminators import PatchDiscriminator
 from restore.nn.precision import float32_region
+from restore.nn.prefill import pyramid_fill
 
 #: Similarity scores a self-attention block holds at once per image (2^24 floats, 64 MB): the
 #: 4096² matrix of a 256² input's 64² level fits whole; larger maps are done in query chunks.
@@ -182,7 +189,8 @@ def upsample(x: Tensor, scale: int = BP_SCALE) -> Tensor:
 class BackProjection(nn.Module):
     """The paper's back projection (§4.1): a low-resolution image and a learnt weighting of its residual.
 
-    ``I_lr = conv3×3(LReLU(conv3×3(md2)))`` at 1/4 resolution; the full-resolution output pasted
+    ``I_lr = conv3×3(LReLU(conv3×3(md2)))`` at 1/4 resolution (plus ``low_start`` when given: the
+    residual form of ``prefill``); the full-resolution output pasted
     into the known pixels, ``o``, is corrected by ``o + up4(I_lr − down4(o)) · α`` with
     ``α = σ(conv3×3(d4))`` (one channel, full resolution).
 
@@ -192,8 +200,8 @@ class BackProjection(nn.Module):
 
     Shape:
         low_features: (B, low_channels, H/4, W/4); full_features: (B, full_channels, H, W);
-        output, image: (B, 3, H, W); holes: (B, 1, H, W) bool, True = hole. Returns
-        (refined (B, 3, H, W), low_resolution (B, 3, H/4, W/4), alpha (B, 1, H, W)).
+        output, image: (B, 3, H, W); holes: (B, 1, H, W) bool, True = hole; low_start: (B, 3, H/4,
+        W/4) or None. Returns (refined (B, 3, H, W), low_resolution (B, 3, H/4, W/4), alpha (B, 1, H, W)).
     """
 
     def __init__(self, low_channels: int, full_channels: int) -> None:
@@ -201,8 +209,11 @@ class BackProjection(nn.Module):
         self.low = nn.Sequential(conv(low_channels, full_channels), _lrelu(), conv(full_channels, 3))
         self.alpha = conv(full_channels, 1)
 
-    def forward(self, low_features: Tensor, full_features: Tensor, output: Tensor, image: Tensor, holes: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    def forward(self, low_features: Tensor, full_features: Tensor, output: Tensor, image: Tensor, holes: Tensor,
+                low_start: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
         low_resolution = self.low(low_features)
+        if low_start is not None:
+            low_resolution = low_start + low_resolution
         pasted = torch.where(holes, output, image)  # promotes to the wider type: known pixels stay float32
         residual = low_resolution - downsample(pasted)
         alpha = torch.sigmoid(self.alpha(full_features))
@@ -219,14 +230,14 @@ def masked_input(image: Tensor, holes: Tensor) -> Tensor:
     return torch.where(holes, torch.ones((), dtype=image.dtype, device=image.device), image)
 
 
-def _init_weights(network: nn.Module) -> None:
-    """Kaiming-normal (fan-in) × 0.1 convolution weights and zero biases (code ``weights_init``), then
-    the self-attention blocks' W back to zero."""
+def _init_weights(network: nn.Module, scale: float = 0.1) -> None:
+    """Kaiming-normal (fan-in) × ``scale`` convolution weights (code ``weights_init``: 0.1) and zero
+    biases, then the self-attention blocks' W back to zero."""
     for module in network.modules():
         if isinstance(module, nn.Conv2d):
             nn.init.kaiming_normal_(module.weight, a=0, mode="fan_in")
             with torch.no_grad():
-                module.weight.mul_(0.1)
+                module.weight.mul_(scale)
             if module.bias is not None:
                 nn.init.zeros_(module.bias)
     for module in network.modules():
@@ -268,9 +279,10 @@ class RefinementStage(nn.Module):
         (B, 3, H, W), refined (B, 3, H, W), low_resolution (B, 3, H/4, W/4), alpha (B, 1, H, W)).
     """
 
-    def __init__(self, width: int, blocks: int) -> None:
+    def __init__(self, width: int, blocks: int, residual: bool = False) -> None:
         super().__init__()
         c, h = width, width // 2
+        self.residual = residual
         self.encoder = nn.ModuleList([
             nn.Sequential(conv(4, h, 7), _lrelu()),
             nn.Sequential(conv(h, c, 4, 2), _lrelu()),
@@ -295,6 +307,7 @@ class RefinementStage(nn.Module):
         self.back_projection = BackProjection(2 * c, h)
 
     def forward(self, x: Tensor, image: Tensor, holes: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        start = x[:, :3] if self.residual else None
         features = []
         for layer in self.encoder:
             x = layer(x)
@@ -306,7 +319,11 @@ class RefinementStage(nn.Module):
         md2 = self.mix_quarter(torch.cat([self.up_quarter(x), skip_quarter], dim=1))
         d4 = self.up_full(md2)
         output = self.output(d4)
-        refined, low_resolution, alpha = self.back_projection(md2, d4, output, image, holes)
+        low_start = None
+        if start is not None:
+            output = start + output
+            low_start = downsample(start)
+        refined, low_resolution, alpha = self.back_projection(md2, d4, output, image, holes, low_start)
         return output, refined, low_resolution, alpha
 
 
@@ -329,8 +346,8 @@ class DeepGINGenerator(nn.Module):
         super().__init__()
         self.config = config
         self.coarse = CoarseStage(config.width, config.coarse_blocks)
-        self.refine = RefinementStage(config.width, config.refine_blocks)
-        _init_weights(self)
+        self.refine = RefinementStage(config.width, config.refine_blocks, residual=config.prefill)
+        _init_weights(self, config.init_scale)
 
     def forward(self, image: Tensor, mask: Tensor) -> dict[str, Tensor]:
         multiple = self.config.multiple
@@ -338,7 +355,11 @@ class DeepGINGenerator(nn.Module):
             raise ValueError(f"DeepGIN needs sides that are multiples of {multiple}, got {tuple(image.shape[-2:])}")
         holes = mask > 0.5
         hole_channel = holes.to(image.dtype)
-        coarse = self.coarse(torch.cat([masked_input(image, holes), hole_channel], dim=1))
+        if self.config.prefill:
+            start = pyramid_fill(image, hole_channel)
+            coarse = start + self.coarse(torch.cat([start, hole_channel], dim=1))
+        else:
+            coarse = self.coarse(torch.cat([masked_input(image, holes), hole_channel], dim=1))
         pasted = torch.where(holes, coarse, image)
         _, refined, low_resolution, alpha = self.refine(torch.cat([pasted, hole_channel.to(pasted.dtype)], dim=1), image, holes)
         predicted = refined.clamp(0.0, 1.0)
