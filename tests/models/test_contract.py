@@ -92,7 +92,9 @@ def test_an_image_without_a_hole_comes_back_unchanged(name: str, weights_folder:
 @pytest.mark.parametrize("name", NAMES)
 def test_batch_items_are_restored_independently(name: str, weights_folder: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """Other items of a batch never change an item's result (bit for bit); a batch of one gives the
-    same up to float32 rounding (GEMM blocking depends on the batch size)."""
+    same up to float32 rounding (GEMM blocking depends on the batch size; through a few dozen
+    layers with activations of order 1, as DeepGIN's at plain Kaiming initialisation, that
+    rounding reaches a few 1e-6 on [0, 1] pixels)."""
     inpainter = _inpainter(name, weights_folder, monkeypatch)
     cases = [_case(48, 40, seed) for seed in (11, 12, 13)]
     batch = inpainter.inpaint(torch.cat([c[0] for c in cases]), torch.cat([c[1] for c in cases]))
@@ -101,7 +103,7 @@ def test_batch_items_are_restored_independently(name: str, weights_folder: str, 
     assert torch.equal(batch[0], again[0]), "an item depends on the other items of its batch"
     for index, (image, mask) in enumerate(cases):
         alone = inpainter.inpaint(image, mask)
-        assert float((batch[index : index + 1] - alone).abs().max()) <= 1e-6, f"item {index}: batch of 3 and of 1 differ"
+        assert float((batch[index : index + 1] - alone).abs().max()) <= 1e-5, f"item {index}: batch of 3 and of 1 differ"
 
 
 @pytest.mark.parametrize("name", NAMES)
