@@ -8,8 +8,8 @@ padding everywhere, LeakyReLU 0.2 between layers, no normalisation, no output ac
 with zero biases (the paper's "smaller initialisation" of ESRGAN; ``config.init_scale``). With
 width ``c`` and a 256² input:
 
-* coarse stage G1 on ``[image with holes painted white, mask]``: 7×7 c/2 → 4×4/2 c → 4×4/2 2c
-  → 4×4/2 4c (32²) → SPD blocks at rates 2, 3, 4, 5, 6, 8, 10, 1 → three (×2 up, 3×3) to 2c,
+* coarse stage G1 on ``[image with holes painted white (``prefill``: filled push-pull), mask]``:
+  7×7 c/2 → 4×4/2 c → 4×4/2 2c → 4×4/2 4c (32²) → SPD blocks at rates 2, 3, 4, 5, 6, 8, 10, 1 → three (×2 up, 3×3) to 2c,
   c, c/2 → 7×7 → 3;
 * refinement stage G2 on ``[coarse pasted into the known pixels, mask]``: the same encoder one
   level deeper (8c at 16²); a bottleneck of SPD blocks at rates 2, 3, 4, 5 with a self-attention
