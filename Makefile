@@ -91,11 +91,15 @@ train-csa: venv
 	  $(VENV)/bin/restore train --method csa --out $(CSA_RUN) --init $(CSA_INIT) --iters $(CSA_ITERS) --batch-size $(CSA_BATCH) --warmup 300 --lr-decay-from 300 $(CSA_SET) $(CSA_TRAIN_FLAGS); \
 	fi
 
-# DeepFill v1 from scratch (resumable: run it again to continue): 256² crops, batch 4, bf16, the
-# generator alone on its L1 terms for the first 4000 steps (the reference code's pretrain), then
-# WGAN-GP with 5 critic steps per generator step. On a GPU: DEEPFILL_BATCH=16 (the paper's).
+# DeepFill v1 (resumable: run it again to continue): resumes $(DEEPFILL_RUN) when it exists, else
+# starts a new run from $(DEEPFILL_INIT) (the shipped weights and configuration: run folders do not
+# outlive a machine, the repository does; the critics and optimisers start afresh) or, with
+# DEEPFILL_INIT= (empty), from scratch. 256² crops, batch 4, bf16, the generator alone on its L1
+# terms for the run's first pretrain_steps (the reference code's pretrain; counted in the new run's
+# own steps), then WGAN-GP with 5 critic steps per generator step. On a GPU: DEEPFILL_BATCH=16.
 # Then: python -m restore.training.ship $(DEEPFILL_RUN)/last.pt restore/weights/deepfill.pt
 DEEPFILL_RUN ?= runs/deepfill-a
+DEEPFILL_INIT ?= restore/weights/deepfill.pt
 DEEPFILL_ITERS ?= 20000
 DEEPFILL_BATCH ?= 4
 DEEPFILL_TRAIN_FLAGS ?= --data ../shared/data/train --checkpoint-every 100 --keep-every 1000 --sample-every 500 --eval-every 500
@@ -104,15 +108,20 @@ train-deepfill: venv
 	if [ -f $(DEEPFILL_RUN)/last.pt ]; then \
 	  $(VENV)/bin/restore train --method deepfill --out $(DEEPFILL_RUN) --resume --iters $(DEEPFILL_ITERS) $(DEEPFILL_TRAIN_FLAGS); \
 	else \
-	  $(VENV)/bin/restore train --method deepfill --out $(DEEPFILL_RUN) --size 256 --batch-size $(DEEPFILL_BATCH) --iters $(DEEPFILL_ITERS) --warmup 100 --bf16 on --set pretrain_steps=4000 $(DEEPFILL_TRAIN_FLAGS); \
+	  $(VENV)/bin/restore train --method deepfill --out $(DEEPFILL_RUN) $(if $(DEEPFILL_INIT),--init $(DEEPFILL_INIT)) --size 256 --batch-size $(DEEPFILL_BATCH) --iters $(DEEPFILL_ITERS) --warmup 100 --bf16 on $(if $(DEEPFILL_INIT),,--set pretrain_steps=4000) $(DEEPFILL_TRAIN_FLAGS); \
 	fi
 
-# GLCIC at CIFAR scale (resumable): the 32² configuration (restore/models/glcic/cifar32.toml: the
+# GLCIC at CIFAR scale (resumable; without a run folder, a new run starts from $(GLCIC32_INIT),
+# as DeepFill's does; GLCIC32_INIT= starts from scratch): the 32² configuration (restore/models/glcic/cifar32.toml: the
 # seed's 5-12 px boxes, 16² local window, least squares GAN, phases 1500/150 steps), batch 256, bf16.
 # Then: python -m restore.training.ship $(GLCIC32_RUN)/last.pt restore/weights/glcic-32.pt --batch-norm-batches 16
 #       python -m restore.training.ship $(GLCIC32_RUN)/step-001500.pt $(GLCIC32_RUN)/phase1-shipped.pt --batch-norm-batches 16
 #       python benchmarks/glcic_32.py --checkpoint phase1=$(GLCIC32_RUN)/phase1-shipped.pt --checkpoint final=restore/weights/glcic-32.pt
 GLCIC32_RUN ?= runs/glcic32-a
+GLCIC32_INIT ?= restore/weights/glcic-32.pt
+# The shipped 32² generator is past its phase 1; its discriminators are not shipped: a run from it
+# trains fresh discriminators alone for 150 steps, then both.
+GLCIC32_INIT_SET ?= --set generator_steps=0 --set discriminator_steps=150
 GLCIC32_ITERS ?= 20000
 GLCIC_TRAIN_FLAGS ?= --data ../shared/data/train --checkpoint-every 100 --keep-every 500 --sample-every 500 --eval-every 500
 train-glcic-32: export OMP_WAIT_POLICY := $(OMP_WAIT_POLICY)
@@ -120,14 +129,16 @@ train-glcic-32: venv
 	if [ -f $(GLCIC32_RUN)/last.pt ]; then \
 	  $(VENV)/bin/restore train --method glcic --out $(GLCIC32_RUN) --resume --iters $(GLCIC32_ITERS) $(GLCIC_TRAIN_FLAGS); \
 	else \
-	  $(VENV)/bin/restore train --method glcic --out $(GLCIC32_RUN) --config restore/models/glcic/cifar32.toml --size 32 --batch-size 256 --iters $(GLCIC32_ITERS) --warmup 100 --bf16 on $(GLCIC_TRAIN_FLAGS); \
+	  $(VENV)/bin/restore train --method glcic --out $(GLCIC32_RUN) $(if $(GLCIC32_INIT),--init $(GLCIC32_INIT) $(GLCIC32_INIT_SET),--config restore/models/glcic/cifar32.toml) --size 32 --batch-size 256 --iters $(GLCIC32_ITERS) --warmup 100 --bf16 on $(GLCIC_TRAIN_FLAGS); \
 	fi
 
-# GLCIC at 256² (resumable): the paper's networks, its boxes (96-128 px) and the project's irregular
+# GLCIC at 256² (resumable; without a run folder, a new run starts from $(GLCIC_INIT) and its
+# configuration, its phases counted afresh; GLCIC_INIT= starts from scratch): the paper's networks, its boxes (96-128 px) and the project's irregular
 # masks, batch 4, bf16 (a phase-1 step: about 3.4 s on 2 cores). The paper's phases (90,000 / 10,000
 # steps at batch 96 on 4 GPUs) are out of a CPU's reach; GLCIC_SET shortens them.
 # Then: python -m restore.training.ship $(GLCIC_RUN)/last.pt restore/weights/glcic.pt --batch-norm-batches 16
 GLCIC_RUN ?= runs/glcic-a
+GLCIC_INIT ?= restore/weights/glcic.pt
 GLCIC_ITERS ?= 20000
 GLCIC_BATCH ?= 4
 GLCIC_SET ?= --set generator_steps=6000 --set discriminator_steps=600 --set lr=0.0005
@@ -136,10 +147,11 @@ train-glcic: venv
 	if [ -f $(GLCIC_RUN)/last.pt ]; then \
 	  $(VENV)/bin/restore train --method glcic --out $(GLCIC_RUN) --resume --iters $(GLCIC_ITERS) $(GLCIC_TRAIN_FLAGS); \
 	else \
-	  $(VENV)/bin/restore train --method glcic --out $(GLCIC_RUN) --size 256 --batch-size $(GLCIC_BATCH) --iters $(GLCIC_ITERS) --warmup 100 --bf16 on $(GLCIC_SET) $(GLCIC_TRAIN_FLAGS); \
+	  $(VENV)/bin/restore train --method glcic --out $(GLCIC_RUN) $(if $(GLCIC_INIT),--init $(GLCIC_INIT)) --size 256 --batch-size $(GLCIC_BATCH) --iters $(GLCIC_ITERS) --warmup 100 --bf16 on $(if $(GLCIC_INIT),,$(GLCIC_SET)) $(GLCIC_TRAIN_FLAGS); \
 	fi
 
-# The improved WGAN of the latent-search method (resumable): 64² views of the training photos
+# The improved WGAN of the latent-search method (resumable; without a run folder, a new run starts
+# from $(WGAN_INIT), generator and critic; WGAN_INIT= starts from scratch): 64² views of the training photos
 # (random crops of half to all of the short side), width 32 (2.4 M + 1.9 M parameters: the paper's
 # width 64 is 32 MB in float16, over the 16 MB limit of a shipped file), batch 32, bf16, Adam 1e-4
 # (0.0, 0.9), 5 critic steps (about 10 s per step on 2 cores). Sample grids every 250 steps; no
@@ -147,6 +159,7 @@ train-glcic: venv
 # Then: python -m restore.training.ship $(WGAN_RUN)/last.pt restore/weights/wgan.pt
 #       python benchmarks/wgan_ablation.py --checkpoint restore/weights/wgan.pt
 WGAN_RUN ?= runs/wgan-a
+WGAN_INIT ?= restore/weights/wgan.pt
 WGAN_ITERS ?= 50000
 WGAN_BATCH ?= 32
 WGAN_SET ?= --set width=32
@@ -156,7 +169,7 @@ train-wgan: venv
 	if [ -f $(WGAN_RUN)/last.pt ]; then \
 	  $(VENV)/bin/restore train --method wgan --out $(WGAN_RUN) --resume --iters $(WGAN_ITERS) $(WGAN_TRAIN_FLAGS); \
 	else \
-	  $(VENV)/bin/restore train --method wgan --out $(WGAN_RUN) --size 64 --batch-size $(WGAN_BATCH) --iters $(WGAN_ITERS) --warmup 0 --bf16 on $(WGAN_SET) $(WGAN_TRAIN_FLAGS); \
+	  $(VENV)/bin/restore train --method wgan --out $(WGAN_RUN) $(if $(WGAN_INIT),--init $(WGAN_INIT)) --size 64 --batch-size $(WGAN_BATCH) --iters $(WGAN_ITERS) --warmup 0 --bf16 on $(if $(WGAN_INIT),,$(WGAN_SET)) $(WGAN_TRAIN_FLAGS); \
 	fi
 
 build: venv

@@ -26,6 +26,16 @@ def nvidia_masks_dir() -> Path:
     return shared_data_dir() / "masks" / "nvidia-irregular"
 
 
+def cache_dir() -> Path:
+    """Where results worth keeping between runs go: ``$RESTORE_CACHE``, else ``$XDG_CACHE_HOME/restore``,
+    else ``~/.cache/restore`` (created by whoever writes there)."""
+    env = os.environ.get("RESTORE_CACHE")
+    if env:
+        return Path(env)
+    base = os.environ.get("XDG_CACHE_HOME")
+    return (Path(base) if base else Path.home() / ".cache") / "restore"
+
+
 def tree_fingerprint(path: Path) -> str:
     """``sha256:<hex>`` of the names, sizes and modification times of a file, or of every file under a folder.
 

@@ -18,3 +18,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 @pytest.fixture(autouse=True)
 def _seed_everything() -> None:
     torch.manual_seed(0)
+
+
+@pytest.fixture(autouse=True)
+def _private_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test keeps what it caches (:func:`restore.paths.cache_dir`) to itself, out of the user's home."""
+    monkeypatch.setenv("RESTORE_CACHE", str(tmp_path_factory.mktemp("cache")))

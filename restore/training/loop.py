@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import platform
 import signal
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -195,10 +196,45 @@ def write_samples(trainer: Trainer, held: HeldOut, path: Path, count: int = 4) -
     iio.imwrite(path, _grid([[column[i] for column in columns] for i in range(len(images))]))
 
 
-def _write_baselines(held: HeldOut, path: Path, batch_size: int) -> None:
+def held_out_digest(held: HeldOut) -> str:
+    """A hex digest of the held-out photos and every mask set: equal sets score equally."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for image in held.images:
+        digest.update(f"{image.shape}".encode())
+        digest.update(np.ascontiguousarray(image).tobytes())
+    for name in sorted(held.mask_sets):
+        digest.update(name.encode())
+        for mask in held.mask_sets[name]:
+            digest.update(f"{mask.shape}".encode())
+            digest.update(np.packbits(np.ascontiguousarray(mask, dtype=bool)).tobytes())
+    return digest.hexdigest()
+
+
+def _baseline_cache_path(held: HeldOut, name: str) -> Path:
+    """Where a classical baseline's scores on this held-out set are kept between runs: the key holds
+    the photos, the masks and the OpenCV version that scored them."""
+    import cv2
+
+    from restore.paths import cache_dir
+
+    return cache_dir() / "curve-baselines" / f"{held_out_digest(held)[:32]}-{name}-opencv{cv2.__version__}.json"
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+def _write_baselines(held: HeldOut, path: Path, batch_size: int, say: Callable[[str], None] = log.info) -> None:
     """Score the classical baselines (Telea, NS, FSR, shift-map) on the held-out set once, for the
-    learning curve's reference; a file from an older run gets the ones it lacks (FSR and shift-map
-    take seconds per 256² image: a few minutes for 16 photos)."""
+    learning curve's reference; a file from an older run gets the ones it lacks. FSR and shift-map
+    take seconds per 256² image (10–15 minutes for 16 photos and five mask sets on one core), so
+    each score is also kept in :func:`restore.paths.cache_dir`, where a new run on the same
+    held-out set finds it."""
     from restore.baselines import BASELINES
 
     baselines = json.loads(path.read_text()) if path.exists() else {}
@@ -209,10 +245,19 @@ def _write_baselines(held: HeldOut, path: Path, batch_size: int) -> None:
     from restore.models.registry import load_inpainter
 
     for name in missing:
+        cached = _baseline_cache_path(held, name)
+        try:
+            baselines[name] = json.loads(cached.read_text())
+            continue
+        except (OSError, ValueError):
+            pass
+        say(f"scoring OpenCV {name} on the {len(held.images)} held-out photos for the learning curve (once; kept in {cached.parent})")
         baselines[name] = evaluate(load_inpainter(name), held.images, held.mask_sets, batch_size)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(baselines, indent=1))
-    tmp.replace(path)
+        try:
+            _write_atomic(cached, json.dumps(baselines[name]))
+        except OSError as error:  # a read-only home costs the next run the same minutes, nothing more
+            say(f"could not keep the {name} scores in {cached.parent}: {error}")
+    _write_atomic(path, json.dumps(baselines, indent=1))
 
 
 def _weights_finite(trainer: Trainer) -> bool:
@@ -277,7 +322,7 @@ def fit(
     averages: dict[str, float] = {}
     last_saved = step
     if held is not None and held.mask_sets:
-        _write_baselines(held, out / "curve-baselines.json", options.batch_size)
+        _write_baselines(held, out / "curve-baselines.json", options.batch_size, progress.write if progress else log.info)
 
     pin = sync_device.startswith("cuda")
 

@@ -140,6 +140,33 @@ def test_samples_and_learning_curve_are_written(tmp_path: Path) -> None:
     assert completed["telea"]["kept"] and completed["fsr"] == baselines["fsr"] and list(completed) == list(baselines)
 
 
+def test_a_new_run_on_the_same_held_out_set_reuses_the_cached_baselines(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import restore.evaluation
+
+    images = [photo[:48, :48] for photo in _photos(2)]
+    hole = np.zeros((48, 48), bool)
+    hole[12:30, 10:36] = True
+    held = HeldOut(images, {"box": [hole, hole]})
+    options = {"batch_size": 2, "size": 32, "sample_every": 0, "eval_every": 0, "progress": False, "iters": 1}
+    batches = TrainingBatches(_photos(), size=32, batch_size=2, mask_kinds=("box",), seed=1)
+    said: list[str] = []
+    monkeypatch.setattr("restore.training.loop.log.info", said.append)
+    fit(CSATrainer(CONFIG), batches, LoopOptions(out=tmp_path / "first", **options), held=held)
+    first = json.loads((tmp_path / "first" / "curve-baselines.json").read_text())
+    assert len(said) == 4 and all("held-out photos" in line for line in said)
+
+    def no_scoring(*args, **kwargs):
+        raise AssertionError("a cached baseline was scored again")
+
+    monkeypatch.setattr(restore.evaluation, "evaluate", no_scoring)
+    fit(CSATrainer(CONFIG), batches, LoopOptions(out=tmp_path / "second", **options), held=held)
+    assert json.loads((tmp_path / "second" / "curve-baselines.json").read_text()) == first
+    # another mask set is another key: scored afresh
+    other = HeldOut(images, {"box": [hole, ~hole]})
+    with pytest.raises(AssertionError, match="scored again"):
+        fit(CSATrainer(CONFIG), batches, LoopOptions(out=tmp_path / "third", **options), held=other)
+
+
 def test_learning_rate_schedule() -> None:
     options = LoopOptions(out=Path("."), iters=100, warmup=10, lr_decay_from=50)
     assert options.lr_scale_at(0) == pytest.approx(0.1) and options.lr_scale_at(9) == pytest.approx(1.0)
