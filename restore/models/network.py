@@ -62,12 +62,17 @@ class NetworkInpainter:
         multiple: input sides are padded to multiples of this (the network's down-samplings).
         device: where to run.
         bf16: run the network under bfloat16 autocast (faster on CPUs with AMX or AVX-512 BF16 and on GPUs).
+        channels_last: hold the network's weights channels-last (NHWC; the method record's
+            :attr:`~restore.models.registry.Method.channels_last`). Inputs stay as they are: the
+            first convolution converts its input, whose channels-last copy a large image would double.
     """
 
-    def __init__(self, name: str, generator: nn.Module, multiple: int, device: str | torch.device = "cpu", bf16: bool = False) -> None:
+    def __init__(self, name: str, generator: nn.Module, multiple: int, device: str | torch.device = "cpu", bf16: bool = False,
+                 channels_last: bool = False) -> None:
         self.name = name
         self.device = torch.device(device)
-        self.generator = generator.to(self.device).eval()
+        layout = torch.channels_last if channels_last else torch.contiguous_format
+        self.generator = generator.to(self.device, memory_format=layout).eval()
         self.multiple = int(multiple)
         self.bf16 = bf16
 
@@ -170,4 +175,4 @@ def load_network_inpainter(method: Method, path: Path | str | None, device: str 
         raise ValueError(f"{method.name} needs a checkpoint")
     generator = generator_from_checkpoint(method, load_checkpoint(Path(path)), settings)
     use_bf16 = prefers_bf16(str(device)) if bf16 is None else bf16
-    return NetworkInpainter(method.name, generator, generator.config.multiple, device=device, bf16=use_bf16)
+    return NetworkInpainter(method.name, generator, generator.config.multiple, device=device, bf16=use_bf16, channels_last=method.channels_last)

@@ -94,6 +94,10 @@ class Method:
             passed to ``load`` as keyword arguments (the WGAN's search steps and restarts).
         smoke_inference: inference settings that make the method fast enough for the contract tests
             (the WGAN: a few search steps instead of 1000).
+        channels_last: run the network with channels-last (NHWC) weights at inference, where that
+            was measured faster (``benchmarks/memory_format.py``: DeepFill 1.5x, GLCIC 1.4x at 256²;
+            not CSA, equal, nor DeepGIN, slower); the trainer's
+            :attr:`~restore.models.trainer.GANTrainer.channels_last` makes the choice for training.
     """
 
     name: str
@@ -114,6 +118,7 @@ class Method:
     raw_output: bool = False
     inference_settings: tuple[str, ...] = ()
     smoke_inference: Mapping[str, Any] = field(default_factory=dict)
+    channels_last: bool = False
 
     def __post_init__(self) -> None:
         if self.default_strategy not in STRATEGIES:
@@ -216,6 +221,7 @@ METHODS: dict[str, Method] = {
             default_strategy="whole",
             needs_weights=True,
             smoke_config={"width": 4, "critic_width": 4, "local_size": 16, "global_size": 32},
+            channels_last=True,
         ),
         Method(
             "glcic",
@@ -230,6 +236,7 @@ METHODS: dict[str, Method] = {
             smoke_config={"width": 4, "critic_width": 4, "features": 8, "local_size": 16, "global_size": 32,
                           "global_layers": 3, "local_layers": 2, "generator_steps": 1, "discriminator_steps": 1},
             default_blend="poisson",
+            channels_last=True,
         ),
         Method(
             "deepgin",

@@ -136,3 +136,37 @@ def test_init_starts_from_the_shipped_modules(name: str, tmp_path: Path) -> None
         assert all(torch.equal(average.module.state_dict()[k], v) for k, v in trainer.modules()["generator"].state_dict().items())
     with pytest.raises(ValueError, match="no module"):
         trainer.start_from({"nonexistent": {}})
+
+
+@pytest.mark.parametrize("name", trainable_methods())
+def test_the_weight_layout_changes_no_result(name: str) -> None:
+    """A trainer's ``channels_last`` (NHWC weights, for speed) trains and restores as NCHW does,
+    within float32 rounding, and its checkpoints load into either layout."""
+    from restore.models.network import NetworkInpainter
+
+    method = get_method(name)
+    cls = method.trainer_class()
+    runs = {}
+    for layout in (False, True):
+        torch.manual_seed(0)
+        trainer = type(cls.__name__, (cls,), {"channels_last": layout})(build(name, **method.smoke_config), vgg_weights="random")
+        convolutions = [p for m in trainer.modules().values() for p in m.parameters() if p.dim() == 4]
+        assert all(p.is_contiguous(memory_format=torch.channels_last if layout else torch.contiguous_format) for p in convolutions)
+        losses = [trainer.train_step(step, _batches(name, trainer.batches_per_step, step)) for step in range(2)]
+        runs[layout] = (losses, {k: v.detach().clone().contiguous() for k, v in trainer.modules()["generator"].state_dict().items()})
+    # (The weights themselves are not compared: Adam's first steps move each by about ±lr whatever
+    # the gradient's size, so a rounding difference in a near-zero gradient flips a whole step.)
+    (nchw_losses, _), (nhwc_losses, nhwc_state) = runs[False], runs[True]
+    for a, b in zip(nchw_losses, nhwc_losses, strict=True):
+        assert a.keys() == b.keys() and all(b[k] == pytest.approx(a[k], rel=1e-3, abs=1e-4) for k in a), (a, b)
+    if method.network is None:
+        return
+    ((image, mask),) = _batches(name, 1)
+    outputs = []
+    for layout in (False, True):
+        generator = method.network_class()(build(name, **method.smoke_config))
+        generator.load_state_dict(nhwc_state)
+        outputs.append(NetworkInpainter(name, generator, generator.config.multiple, channels_last=layout).inpaint(image, mask))
+    assert torch.allclose(outputs[0], outputs[1], atol=1e-4)
+    known = (mask < 0.5).expand_as(image)
+    assert torch.equal(outputs[1][known], image[known])

@@ -47,6 +47,7 @@ class DeepFillTrainer(GANTrainer):
     """
 
     name = "deepfill"
+    channels_last = True
     critic_steps = 5
     batches_per_step = 6
 

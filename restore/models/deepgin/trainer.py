@@ -98,6 +98,7 @@ class DeepGINTrainer(GANTrainer):
     """
 
     name = "deepgin"
+    channels_last = True
     without_vgg = ("perceptual_weight=0", "style_weight=0")
 
     def __init__(self, config: DeepGINConfig, device: str | torch.device = "cpu", vgg_weights: str | Path | None = None,

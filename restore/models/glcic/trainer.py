@@ -50,6 +50,7 @@ class GLCICTrainer(GANTrainer):
     """
 
     name = "glcic"
+    channels_last = True
 
     def __init__(self, config: GLCICConfig, device: str | torch.device = "cpu", vgg_weights: str | Path | None = None, bf16: bool = False) -> None:
         super().__init__(config, device=device, vgg_weights=vgg_weights, bf16=bf16)
