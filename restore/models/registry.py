@@ -95,9 +95,10 @@ class Method:
         smoke_inference: inference settings that make the method fast enough for the contract tests
             (the WGAN: a few search steps instead of 1000).
         channels_last: run the network with channels-last (NHWC) weights at inference, where that
-            was measured faster (``benchmarks/memory_format.py``: DeepFill 1.5x, GLCIC 1.4x at 256²;
-            not CSA, equal, nor DeepGIN, slower); the trainer's
-            :attr:`~restore.models.trainer.GANTrainer.channels_last` makes the choice for training.
+            was measured faster (``benchmarks/memory_format.py``: DeepFill 1.5x, GLCIC 1.4x,
+            DeepGIN 1.1x at 256²; not CSA: equal). Must equal the trainer's
+            :attr:`~restore.models.trainer.GANTrainer.channels_last`, so that a shipped file restores
+            bit for bit as the run's own inpainter did (tested).
     """
 
     name: str
@@ -251,6 +252,7 @@ METHODS: dict[str, Method] = {
             smoke_config={"width": 4, "coarse_blocks": 1, "refine_blocks": 2, "discriminator_width": 4,
                           "discriminator_features": 4, "vgg_size": 0, "warmup_steps": 1},
             inference_settings=("output_lowpass",),
+            channels_last=True,
         ),
         Method(
             "wgan",

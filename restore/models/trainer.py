@@ -127,12 +127,12 @@ class GANTrainer(ABC):
     batches_per_step: ClassVar[int] = 1
     #: ``--set`` items that turn the method's VGG losses off (named when VGG weights are missing).
     without_vgg: ClassVar[tuple[str, ...]] = ()
-    #: Keep every module's 4-D weights channels-last (NHWC): a training step of DeepFill, GLCIC
-    #: and DeepGIN runs 1.3-1.6x faster so on this CPU (oneDNN's bf16 convolutions;
+    #: Keep every module's 4-D weights channels-last (NHWC): a training step of DeepFill, GLCIC,
+    #: DeepGIN and the WGAN runs 1.3-1.6x faster so on this CPU (oneDNN's bf16 convolutions;
     #: ``benchmarks/memory_format.py``), and the maps follow (a convolution with channels-last
     #: weights returns channels-last maps whatever its input). Not CSA's (its own ops want NCHW;
-    #: 1.1x). The registry's :attr:`~restore.models.registry.Method.channels_last` is the
-    #: choice for inference, measured on its own.
+    #: 1.1x). The registry's :attr:`~restore.models.registry.Method.channels_last` makes the
+    #: same choice for inference.
     channels_last: ClassVar[bool] = False
 
     def __init__(self, config: Any, *, device: str | torch.device = "cpu", vgg_weights: str | Path | None = None,

@@ -139,6 +139,14 @@ def test_init_starts_from_the_shipped_modules(name: str, tmp_path: Path) -> None
 
 
 @pytest.mark.parametrize("name", trainable_methods())
+def test_training_and_inference_hold_the_weights_in_one_layout(name: str) -> None:
+    """A shipped file must restore bit for bit as the run's inpainter did: both layouts agree."""
+    method = get_method(name)
+    if method.network is not None:
+        assert method.channels_last == method.trainer_class().channels_last
+
+
+@pytest.mark.parametrize("name", trainable_methods())
 def test_the_weight_layout_changes_no_result(name: str) -> None:
     """A trainer's ``channels_last`` (NHWC weights, for speed) trains and restores as NCHW does,
     within float32 rounding, and its checkpoints load into either layout."""

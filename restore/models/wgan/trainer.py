@@ -40,6 +40,7 @@ class WGANTrainer(GANTrainer):
     """
 
     name = "wgan"
+    channels_last = True
     critic_steps = 5
     batches_per_step = 6
 
