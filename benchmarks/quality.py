@@ -17,7 +17,9 @@ default sets took 71 minutes on the 2-core development machine.
         [--baselines telea,ns,fsr,shiftmap] [--sets bsds500-val,kodak24] [--limit N] [--json bench-out/quality.json]
 
 ``--reuse JSON`` takes the baselines' results from an earlier run on the same images and seed
-(the report records which). ``--blend poisson`` also scores each learned method with
+(the report records which); ``benchmarks/reference/quality-fsr-shiftmap.json`` holds FSR and
+shift-map on both default sets at seed 0 (as the CSA card prints them), so a run on a fresh
+machine scores only Telea and NS itself. ``--blend poisson`` also scores each learned method with
 ``restore batch --blend poisson``'s post-processing (as ``NAME+poisson``). ``--label NAME=METHOD:PATH`` scores another checkpoint of a method beside it (e.g.
 ``--label csa-l2=csa:old.pt``). The JSON records each method's checkpoint digest (what a model
 card checks), the baselines and the margins' rules, the machine and the seconds each method took.
