@@ -3,7 +3,8 @@
     python -m restore.training.ship runs/csa-w32/last.pt restore/weights/csa.pt
 
 Keeps the modules the method's record names (``ship_modules``: the generator; the WGAN
-keeps its critic too), as their moving averages where the run kept them, in float16; the
+keeps its critic too), as their moving averages where the run kept them (``--no-average``: the
+trained weights), in float16; the
 config, the step and the run's metadata (data, wall time, hardware, VGG weights used); and
 refuses to write a file over ``--max-mb`` (the repository's limit for a shipped checkpoint).
 
@@ -25,9 +26,12 @@ import click
 @click.argument("dest", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--max-mb", default=16.0, show_default=True, type=float, help="Refuse a result larger than this (MB = 10^6 bytes).")
 @click.option("--full-precision", is_flag=True, help="Keep float32 weights.")
+@click.option("--no-average", "no_average", is_flag=True,
+              help="Ship the trained weights, not their moving average (early in a run, when the average still leans on the "
+                   "starting weights: compare both on the held-out photos first).")
 @click.option("--batch-norm-batches", default=0, show_default=True, type=click.IntRange(min=0),
               help="Measure the generator's batch-norm statistics afresh over this many batches of the run's own training data (0: keep the checkpoint's).")
-def main(checkpoint: Path, dest: Path, max_mb: float, full_precision: bool, batch_norm_batches: int) -> None:
+def main(checkpoint: Path, dest: Path, max_mb: float, full_precision: bool, no_average: bool, batch_norm_batches: int) -> None:
     """Write DEST, the inference-only form of CHECKPOINT."""
     import tempfile
 
@@ -50,6 +54,8 @@ def main(checkpoint: Path, dest: Path, max_mb: float, full_precision: bool, batc
     missing = [name for name in method.ship_modules if name not in full["models"]]
     if missing:
         raise click.ClickException(f"{checkpoint} lacks the {', '.join(missing)} weights a {method.name} checkpoint ships")
+    if no_average:  # what follows then takes the trained weights wherever it would take their average
+        full["models"] = {name: state for name, state in full["models"].items() if not name.endswith("_ema")}
     if batch_norm_batches:
         _recompute_statistics(full, method, batch_norm_batches, checkpoint)
     slim = inference_checkpoint(full, half=not full_precision, keep=method.ship_modules)

@@ -26,6 +26,26 @@ def test_ship_writes_a_half_precision_generator_and_respects_the_size_limit(tmp_
     assert list(dest.parent.iterdir()) == [dest]  # no scratch left behind
 
 
+def test_ship_takes_the_moving_average_unless_told_otherwise(tmp_path: Path) -> None:
+    import torch
+
+    _run(tmp_path / "run", iters=2)
+    full = load_checkpoint(tmp_path / "run" / "last.pt")
+    assert "generator_ema" in full["models"]
+    runner = CliRunner()
+    shipped = {}
+    for flags in ([], ["--no-average"]):
+        dest = tmp_path / f"csa{len(flags)}.pt"
+        result = runner.invoke(ship, [str(tmp_path / "run" / "last.pt"), str(dest), "--full-precision", *flags])
+        assert result.exit_code == 0, result.output
+        shipped[bool(flags)] = load_checkpoint(dest)
+    averaged = {k.removeprefix("module."): v for k, v in full["models"]["generator_ema"].items() if k.startswith("module.")}
+    assert all(torch.equal(shipped[False]["models"]["generator"][k], v) for k, v in averaged.items())
+    assert all(torch.equal(shipped[True]["models"]["generator"][k], v) for k, v in full["models"]["generator"].items())
+    assert not all(torch.equal(averaged[k], v) for k, v in full["models"]["generator"].items())  # two steps apart
+    assert shipped[False]["metadata"]["moving_average"] and not shipped[True]["metadata"]["moving_average"]
+
+
 def test_model_card_tables_come_from_the_files(tmp_path: Path) -> None:
     _run(tmp_path / "run", iters=2)
     assert CliRunner().invoke(ship, [str(tmp_path / "run" / "last.pt"), str(tmp_path / "csa.pt")]).exit_code == 0
