@@ -51,7 +51,6 @@ def _config(record, settings: tuple[str, ...]):
 
 def _time_training(record, config, layout: bool, batch: int, size: int, bf16: bool) -> dict[str, float]:
     """Seconds of one training step per phase (the second of two: the first warms up)."""
-    import torch
 
     cls = record.trainer_class()
     # random VGG features where the method has VGG losses: they cost the same as ImageNet weights
@@ -66,8 +65,6 @@ def _time_training(record, config, layout: bool, batch: int, size: int, bf16: bo
         began = time.perf_counter()
         trainer.train_step(step, batches)
         times[phase] = time.perf_counter() - began
-    del trainer
-    torch.set_grad_enabled(True)
     return times
 
 
