@@ -345,9 +345,10 @@ def test_init_scale_scales_the_initial_convolution_weights():
 def test_prefill_makes_every_image_output_a_residual_over_the_push_pull_fill(prefill):
     torch.manual_seed(0)
     generator = DeepGINGenerator(DeepGINConfig(width=8, coarse_blocks=1, refine_blocks=2, prefill=prefill)).eval()
-    for head in (generator.coarse.body[-1], generator.refine.output, generator.refine.back_projection.low[-1]):
-        nn.init.zeros_(head.weight)
-        nn.init.zeros_(head.bias)
+    if not prefill:  # a prefill generator starts with them at zero
+        for head in (generator.coarse.body[-1], generator.refine.output, generator.refine.back_projection.low[-1]):
+            nn.init.zeros_(head.weight)
+            nn.init.zeros_(head.bias)
     image = torch.rand(2, 3, 64, 64)
     mask = torch.zeros(2, 1, 64, 64)
     mask[0, :, 10:30, 20:50] = 1.0
@@ -355,9 +356,47 @@ def test_prefill_makes_every_image_output_a_residual_over_the_push_pull_fill(pre
     with torch.no_grad():
         out = generator(image, mask)
     fill = pyramid_fill(image, mask)
-    if prefill:  # with the residual heads at zero every image output is its stage's input: the fill itself
+    if prefill:  # a new generator's image outputs are their stages' inputs: the fill itself
         assert torch.allclose(out["coarse"], fill, atol=1e-6) and torch.allclose(out["refined"], fill, atol=1e-6)
         assert torch.allclose(out["low_resolution"], F.avg_pool2d(fill, 4), atol=1e-6)
     else:  # the paper's network paints the holes white and predicts each image outright: zero heads give 0
         assert torch.equal(out["coarse"], torch.zeros_like(out["coarse"]))
     assert torch.equal(out["inpainted"][mask.expand_as(image) < 0.5], image[mask.expand_as(image) < 0.5])
+
+
+def test_a_new_prefill_generator_keeps_unit_scale_features_through_its_spd_blocks():
+    """Its SPD blocks start as identities (zero fusion); the paper's network keeps the code's init."""
+    torch.manual_seed(0)
+    residual = DeepGINGenerator(DeepGINConfig(width=16, coarse_blocks=6, refine_blocks=2))
+    paper = DeepGINGenerator(DeepGINConfig(width=16, coarse_blocks=6, refine_blocks=2, prefill=False, init_scale=1.0))
+    x = torch.rand(1, 4 * 16, 8, 8)
+    with torch.no_grad():
+        blocks = [module for module in residual.coarse.body if isinstance(module, SPDBlock)]
+        assert len(blocks) == 6 and all(torch.equal(block(x), x) for block in blocks)
+        paper_blocks = nn.Sequential(*[module for module in paper.coarse.body if isinstance(module, SPDBlock)])
+        assert paper_blocks(x).abs().mean() > 2 * x.abs().mean()  # what held runs/deepgin-d at its fill
+
+
+def test_known_weight_scales_the_known_pixels_of_the_l1():
+    g = torch.Generator().manual_seed(9)
+    predicted, target = torch.rand(2, 3, 8, 8, generator=g), torch.rand(2, 3, 8, 8, generator=g)
+    holes = (torch.rand(2, 1, 8, 8, generator=g) < 0.5).float()
+    assert torch.allclose(hole_weighted_l1(predicted, target, holes, 5.0, known_weight=0.0), 5 * F.l1_loss(predicted * holes, target * holes))
+    changed_outside = torch.where(holes > 0.5, predicted, predicted + 0.3)
+    assert torch.equal(hole_weighted_l1(changed_outside, target, holes, 5.0, 0.0), hole_weighted_l1(predicted, target, holes, 5.0, 0.0))
+    squared = hole_weighted_l1(predicted, target, holes, 5.0, 0.0, power=2)
+    assert torch.allclose(squared, 5 * F.mse_loss(predicted * holes, target * holes))
+    assert DeepGINConfig().known_weight == 1.0 and DeepGINConfig().pixel_loss == "l1"
+    for bad in ({"known_weight": -1.0}, {"pixel_loss": "l3"}):
+        with pytest.raises(ValueError):
+            DeepGINConfig(**bad)
+
+
+def test_the_l2_pixel_loss_trains_on_squared_errors():
+    trainer = DeepGINTrainer(_smoke(perceptual_weight=0.0, style_weight=0.0, adversarial_weight=0.0, pixel_loss="l2", known_weight=0.0))
+    images, masks = _batch()[0]
+    with torch.no_grad():
+        out = trainer.generator(images, masks)
+    terms = trainer.generator_terms(images, masks, out, GENERATOR)
+    holes = (masks > 0.5).float()
+    assert torch.allclose(terms["l1_refined"][1], 5 * F.mse_loss(out["refined"] * holes, images * holes))

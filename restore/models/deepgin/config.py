@@ -31,6 +31,11 @@ class DeepGINConfig:
         discriminator_features: output channels of each discriminator's patch map (code: 256, the
             paper's "c feature maps"; 1 gives pix2pix's one logit per patch).
         hole_weight: λ_hole, the weight of hole pixels in the three L1 terms (paper: 5).
+        known_weight: the weight of known pixels in them (code: 1). With ``prefill`` the outputs are
+            residuals that the composite throws away outside the hole, so a known-pixel term only
+            pulls every residual to zero; it is what held runs/deepgin-d at the fill. 0 there.
+        pixel_loss: ``"l1"`` (paper and code) or ``"l2"``, the squared error with the same weights,
+            for the three pixel terms.
         perceptual_weight: λ_perceptual, VGG-19 feature L1 (paper: 0.05).
         style_weight: λ_style, VGG-19 Gram-matrix distance (paper: 80).
         tv_weight: λ_tv, total variation of the completed image (paper: 0.1).
@@ -61,6 +66,8 @@ class DeepGINConfig:
     discriminator_layers: int = 2
     discriminator_features: int = 256
     hole_weight: float = 5.0
+    known_weight: float = 1.0
+    pixel_loss: str = "l1"
     perceptual_weight: float = 0.05
     style_weight: float = 80.0
     tv_weight: float = 0.1
@@ -84,9 +91,11 @@ class DeepGINConfig:
         for name in ("coarse_blocks", "discriminator_layers", "discriminator_width", "discriminator_features"):
             if getattr(self, name) < 1:
                 raise ValueError(f"DeepGINConfig.{name} must be >= 1, got {getattr(self, name)}")
+        if self.pixel_loss not in ("l1", "l2"):
+            raise ValueError(f"DeepGINConfig.pixel_loss must be 'l1' or 'l2', got {self.pixel_loss!r}")
         if self.vgg_size != 0 and self.vgg_size < 16:
             raise ValueError(f"DeepGINConfig.vgg_size must be 0 or >= 16 (VGG-19 pools 4 times before conv5_1), got {self.vgg_size}")
-        for name in ("hole_weight", "perceptual_weight", "style_weight", "tv_weight", "adversarial_weight", "warmup_steps",
+        for name in ("hole_weight", "known_weight", "perceptual_weight", "style_weight", "tv_weight", "adversarial_weight", "warmup_steps",
                      "lr", "discriminator_lr", "clip_norm"):
             if getattr(self, name) < 0:
                 raise ValueError(f"DeepGINConfig.{name} must be >= 0, got {getattr(self, name)}")

@@ -245,6 +245,21 @@ def _init_weights(network: nn.Module, scale: float = 0.1) -> None:
             module.reset_output()
 
 
+def _zero_residual_branches(network: nn.Module) -> None:
+    """Zero every SPD block's fusion convolution and the given output heads (SkipInit / Fixup).
+
+    At plain Kaiming scale each SPD block doubles its input (six in a row: ×57 at the coarse
+    stage's output), so a residual network starts ~200 away from its fill, and its first hundreds
+    of steps crush every weight until its features are ~1e-3: it then sits at the fill for good
+    (runs/deepgin-d, 2,888 steps). Zeroed, every block starts as the identity, features keep
+    unit scale, and the image outputs start exactly at their stage's input image.
+    """
+    for module in network.modules():
+        if isinstance(module, SPDBlock):
+            nn.init.zeros_(module.fuse.weight)
+            nn.init.zeros_(module.fuse.bias)
+
+
 class CoarseStage(nn.Module):
     """G1: an encoder to 1/8 resolution, SPD blocks at 8 rates, a bilinear decoder (unbounded output).
 
@@ -348,6 +363,11 @@ class DeepGINGenerator(nn.Module):
         self.coarse = CoarseStage(config.width, config.coarse_blocks)
         self.refine = RefinementStage(config.width, config.refine_blocks, residual=config.prefill)
         _init_weights(self, config.init_scale)
+        if config.prefill:
+            _zero_residual_branches(self)
+            for head in (self.coarse.body[-1], self.refine.output, self.refine.back_projection.low[-1]):
+                nn.init.zeros_(head.weight)
+                nn.init.zeros_(head.bias)
 
     def forward(self, image: Tensor, mask: Tensor) -> dict[str, Tensor]:
         multiple = self.config.multiple

@@ -58,17 +58,20 @@ VGG_TAPS = ("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1")
 VGG_LAYER_WEIGHTS = (1 / 32, 1 / 16, 1 / 8, 1 / 4, 1.0)
 
 
-def hole_weighted_l1(predicted: Tensor, target: Tensor, holes: Tensor, hole_weight: float) -> Tensor:
-    """The code's L1: ``mean(|predicted − target| · (hole_weight·m + (1 − m)))`` over every element.
+def hole_weighted_l1(predicted: Tensor, target: Tensor, holes: Tensor, hole_weight: float, known_weight: float = 1.0,
+                     power: int = 1) -> Tensor:
+    """The code's L1: ``mean(|predicted − target|^power · (hole_weight·m + known_weight·(1 − m)))``
+    over every element (the code: ``known_weight`` 1, ``power`` 1; ``power`` 2 is the weighted
+    squared error of ``pixel_loss = "l2"``).
 
-    Equal to ``hole_weight · L1(p·m, t·m) + L1(p·(1−m), t·(1−m))`` with ``nn.L1Loss`` means, for a
-    binary or soft (down-sampled) ``m``.
+    With the code's values equal to ``hole_weight · L1(p·m, t·m) + L1(p·(1−m), t·(1−m))`` with
+    ``nn.L1Loss`` means, for a binary or soft (down-sampled) ``m``.
 
     Shape:
         predicted, target: (B, C, H, W); holes: (B, 1, H, W) float in [0, 1]; returns ().
     """
-    weights = 1.0 + (hole_weight - 1.0) * holes
-    return ((predicted - target).abs() * weights).mean()
+    weights = known_weight + (hole_weight - known_weight) * holes
+    return ((predicted - target).abs().pow(power) * weights).mean()
 
 
 @contextlib.contextmanager
@@ -116,7 +119,7 @@ class DeepGINTrainer(GANTrainer):
     @classmethod
     def describe_losses(cls, config: Mapping[str, Any]) -> str:
         """DeepGIN's generator losses, weights and warm-up in words (model cards)."""
-        losses = [f"L1 on the coarse, refined and 1/4-resolution outputs (hole pixels ×{config['hole_weight']})"]
+        losses = [f"L1 on the coarse, refined and 1/4-resolution outputs (hole pixels ×{config['hole_weight']}, known ×{config.get('known_weight', 1.0)})"]
         if config["perceptual_weight"] > 0:
             losses.append(f"VGG-19 perceptual {config['perceptual_weight']}")
         if config["style_weight"] > 0:
@@ -161,11 +164,11 @@ class DeepGINTrainer(GANTrainer):
         config = self.config
         holes = (masks > 0.5).to(images.dtype)
         coarse, refined, low = out["coarse"].float(), out["refined"].float(), out["low_resolution"].float()
-        weight = config.hole_weight
+        weights = config.hole_weight, config.known_weight, 2 if config.pixel_loss == "l2" else 1
         terms: dict[str, Term] = {
-            "l1_coarse": (1.0, hole_weighted_l1(coarse, images, holes, weight)),
-            "l1_refined": (1.0, hole_weighted_l1(refined, images, holes, weight)),
-            "l1_low_resolution": (1.0, hole_weighted_l1(low, downsample(images), downsample(holes), weight)),
+            "l1_coarse": (1.0, hole_weighted_l1(coarse, images, holes, *weights)),
+            "l1_refined": (1.0, hole_weighted_l1(refined, images, holes, *weights)),
+            "l1_low_resolution": (1.0, hole_weighted_l1(low, downsample(images), downsample(holes), *weights)),
         }
         if phase == GENERATOR:
             return terms
