@@ -26,8 +26,10 @@ Where this module differs from the code, and why:
   holes (:func:`~restore.nn.prefill.pyramid_fill`) instead of white, and the coarse output, the
   refinement's full-resolution output and ``I_lr`` are residuals over their stage's input image
   (the fill; the pasted coarse image; its 4×4 area down-sampling), at plain Kaiming
-  initialisation (``init_scale`` 1). The code's network learns colour propagation from a white
-  hole, which on the held-out photos had not reached the fill's PSNR after 1,693 steps at batch 4.
+  initialisation (``init_scale`` 1) with every SPD block's fusion convolution and the three
+  output heads at zero, so a new network is exactly the fill and its features keep unit scale.
+  The code's network learns colour propagation from a white hole, which on the held-out photos
+  had not reached the fill's PSNR after 1,693 steps at batch 4.
 
 * back projection's ×0.25 down-sampling (and the low-resolution L1's targets, in the trainer) is
   a 4×4 average (area) and its ×4 up-sampling bilinear with ``align_corners=False``. The code's
