@@ -176,17 +176,19 @@ train-wgan: venv
 
 # DeepGIN (resumable; without a run folder, a new run starts from $(DEEPGIN_INIT) when that file
 # exists, else from scratch): width 26 (the widest generator a 16 MB float16 file holds, 7.09 M
-# parameters), the push-pull prefill and plain Kaiming initialisation (the defaults: see the
-# README's DeepGIN section), 128² crops at batch 4 (a step about 0.45 s on one thread: 4x cheaper
-# than 256²; the network works at any size), the L1 terms alone (perceptual and style need
-# ImageNet VGG-19 weights: add --vgg-weights PATH and drop the two --set items where you have them).
+# parameters), the push-pull prefill with residual outputs that start at zero (the defaults: see
+# the README's DeepGIN section), 128² crops at batch 4 (a step about 0.45 s on one thread: 4x
+# cheaper than 256²; the network works at any size), the pixel terms alone as squared errors over
+# the hole (known_weight 0, pixel_loss l2: with L1 and the known pixels the residual sat at the
+# fill), no perceptual or style loss (they need ImageNet VGG-19 weights: add --vgg-weights PATH
+# and drop those two --set items where you have them).
 # Then: python -m restore.training.ship $(DEEPGIN_RUN)/last.pt restore/weights/deepgin.pt
-DEEPGIN_RUN ?= runs/deepgin-d
+DEEPGIN_RUN ?= runs/deepgin-g
 DEEPGIN_INIT ?= $(wildcard restore/weights/deepgin.pt)
 DEEPGIN_ITERS ?= 40000
 DEEPGIN_SIZE ?= 128
 DEEPGIN_BATCH ?= 4
-DEEPGIN_SET ?= --set width=26 --set perceptual_weight=0 --set style_weight=0
+DEEPGIN_SET ?= --set width=26 --set perceptual_weight=0 --set style_weight=0 --set known_weight=0 --set pixel_loss=l2
 DEEPGIN_TRAIN_FLAGS ?= --data ../shared/data/train --checkpoint-every 100 --keep-every 2000 --sample-every 1000 --eval-every 500
 train-deepgin: export OMP_WAIT_POLICY := $(OMP_WAIT_POLICY)
 train-deepgin: venv

@@ -87,17 +87,17 @@ def _starting_points(method: str, out: Path, resume: bool, init_path: Path | Non
 def _configuration(config_cls: type, start: dict | None, initial: dict | None, settings: tuple[str, ...], config_file: Path | None):
     """A resumed run keeps its configuration; a new one takes --init's, then --config, then --set."""
     from restore.cli.options import config_overrides
-    from restore.models.config import config_from_dict
+    from restore.models.config import config_from_dict, saved_config
 
     if start is not None:
-        saved = config_from_dict(config_cls, start["config"])
+        saved = config_from_dict(config_cls, saved_config(config_cls, start["config"]))
         changed = {key: value for key, value in config_overrides(config_cls, settings, config_file).items()
                    if value != getattr(saved, key)}
         if changed:
             key, value = next(iter(changed.items()))
             raise click.UsageError(f"--set/--config cannot change a resumed run's configuration ({key}={value!r}; the run has {getattr(saved, key)!r})")
         return saved
-    base = initial["config"] if initial is not None else {}
+    base = saved_config(config_cls, initial["config"]) if initial is not None else {}
     try:
         return config_from_dict(config_cls, {**base, **config_overrides(config_cls, settings, config_file)})
     except ValueError as error:

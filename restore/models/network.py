@@ -26,7 +26,7 @@ from torch import Tensor, nn
 
 from restore.checkpoint import inference_weights, load_checkpoint
 from restore.models.base import check_inputs, composite
-from restore.models.config import config_from_dict
+from restore.models.config import config_from_dict, saved_config
 
 if TYPE_CHECKING:
     from restore.models.registry import Method
@@ -149,7 +149,7 @@ def generator_from_checkpoint(method: Method, checkpoint: dict[str, Any], settin
     if unknown:
         allowed = ", ".join(method.inference_settings) or "none"
         raise ValueError(f"{method.name} has no inference setting {', '.join(unknown)} (it has: {allowed})")
-    config = config_from_dict(method.config_class(), {**checkpoint["config"], **settings})
+    config = config_from_dict(method.config_class(), {**saved_config(method.config_class(), checkpoint["config"]), **settings})
     generator = method.network_class()(config)
     state = {key: value.float() if value.is_floating_point() else value for key, value in inference_weights(checkpoint).items()}
     generator.load_state_dict(state)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, ClassVar
 
 #: Dilation rates of the coarse stage's SPD blocks (8 parallel branches, ``MultiDilationResnetBlock``).
 COARSE_DILATIONS: tuple[int, ...] = (2, 3, 4, 5, 6, 8, 10, 1)
@@ -31,11 +32,14 @@ class DeepGINConfig:
         discriminator_features: output channels of each discriminator's patch map (code: 256, the
             paper's "c feature maps"; 1 gives pix2pix's one logit per patch).
         hole_weight: λ_hole, the weight of hole pixels in the three L1 terms (paper: 5).
-        known_weight: the weight of known pixels in them (code: 1). With ``prefill`` the outputs are
-            residuals that the composite throws away outside the hole, so a known-pixel term only
-            pulls every residual to zero; it is what held runs/deepgin-d at the fill. 0 there.
-        pixel_loss: ``"l1"`` (paper and code) or ``"l2"``, the squared error with the same weights,
-            for the three pixel terms.
+        known_weight: the weight of known pixels in them (code: 1; ours 0). With ``prefill`` the
+            outputs are residuals that the composite throws away outside the hole, so a known-pixel
+            term only pulls every residual to zero.
+        pixel_loss: ``"l1"`` (paper and code) or ``"l2"`` (ours, as CSA's first stages), the
+            squared error with the same weights, for the three pixel terms. runs/deepgin-d (L1,
+            known pixels, the old start) sat at the fill for 2,888 steps; runs/deepgin-g (L2 over
+            the hole, residuals starting at zero) was 0.14–0.21 dB above it at step 3,000. The
+            paper's network: ``prefill=false init_scale=0.1 known_weight=1 pixel_loss=l1``.
         perceptual_weight: λ_perceptual, VGG-19 feature L1 (paper: 0.05).
         style_weight: λ_style, VGG-19 Gram-matrix distance (paper: 80).
         tv_weight: λ_tv, total variation of the completed image (paper: 0.1).
@@ -58,6 +62,9 @@ class DeepGINConfig:
             model is trained); never in training.
     """
 
+    #: What runs saved before these fields existed trained with (:func:`restore.models.config.saved_config`).
+    FIELDS_ADDED: ClassVar[dict[str, Any]] = {"known_weight": 1.0, "pixel_loss": "l1"}
+
     width: int = 64
     prefill: bool = True
     coarse_blocks: int = 6
@@ -66,8 +73,8 @@ class DeepGINConfig:
     discriminator_layers: int = 2
     discriminator_features: int = 256
     hole_weight: float = 5.0
-    known_weight: float = 1.0
-    pixel_loss: str = "l1"
+    known_weight: float = 0.0
+    pixel_loss: str = "l2"
     perceptual_weight: float = 0.05
     style_weight: float = 80.0
     tv_weight: float = 0.1

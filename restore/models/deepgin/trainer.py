@@ -119,7 +119,10 @@ class DeepGINTrainer(GANTrainer):
     @classmethod
     def describe_losses(cls, config: Mapping[str, Any]) -> str:
         """DeepGIN's generator losses, weights and warm-up in words (model cards)."""
-        losses = [f"L1 on the coarse, refined and 1/4-resolution outputs (hole pixels ×{config['hole_weight']}, known ×{config.get('known_weight', 1.0)})"]
+        pixel = "squared error" if config.get("pixel_loss", "l1") == "l2" else "L1"
+        known = config.get("known_weight", 1.0)
+        pixels = f"hole pixels ×{config['hole_weight']}" + (f", known ×{known}" if known != 1.0 else "") if known else f"hole pixels only, ×{config['hole_weight']}"
+        losses = [f"{pixel} on the coarse, refined and 1/4-resolution outputs ({pixels})"]
         if config["perceptual_weight"] > 0:
             losses.append(f"VGG-19 perceptual {config['perceptual_weight']}")
         if config["style_weight"] > 0:
@@ -128,7 +131,7 @@ class DeepGINTrainer(GANTrainer):
             losses.append(f"total variation {config['tv_weight']}")
         if config["adversarial_weight"] > 0:
             losses.append(f"hinge GAN {config['adversarial_weight']} (two spectral-norm patch discriminators, full and half scale)")
-        return ", ".join(losses) + f"; L1 alone for the first {config['warmup_steps']} steps"
+        return ", ".join(losses) + f"; the {pixel} terms alone for the first {config['warmup_steps']} steps"
 
     def phase(self, step: int) -> str:
         """The generator alone on the L1 terms during the warm-up, then generator and discriminators."""
