@@ -179,8 +179,8 @@ train-wgan: venv
 # parameters), the push-pull prefill with residual outputs that start at zero (the defaults: see
 # the README's DeepGIN section), 128² crops at batch 4 (a step about 0.45 s on one thread: 4x
 # cheaper than 256²; the network works at any size), the pixel terms alone as squared errors over
-# the hole (known_weight 0, pixel_loss l2: with L1 and the known pixels the residual sat at the
-# fill), no perceptual or style loss (they need ImageNet VGG-19 weights: add --vgg-weights PATH
+# the hole (known_weight 0, pixel_loss l2, the defaults since runs/deepgin-g learned with them),
+# no perceptual or style loss (they need ImageNet VGG-19 weights: add --vgg-weights PATH
 # and drop those two --set items where you have them).
 # Then: python -m restore.training.ship $(DEEPGIN_RUN)/last.pt restore/weights/deepgin.pt
 DEEPGIN_RUN ?= runs/deepgin-g

@@ -247,8 +247,8 @@ def _init_weights(network: nn.Module, scale: float = 0.1) -> None:
             module.reset_output()
 
 
-def _zero_residual_branches(network: nn.Module) -> None:
-    """Zero every SPD block's fusion convolution and the given output heads (SkipInit / Fixup).
+def _zero_residual_branches(network: nn.Module, heads: tuple[nn.Conv2d, ...]) -> None:
+    """Zero every SPD block's fusion convolution and the output ``heads`` (SkipInit / Fixup).
 
     At plain Kaiming scale each SPD block doubles its input (six in a row: ×57 at the coarse
     stage's output), so a residual network starts ~200 away from its fill, and its first hundreds
@@ -256,10 +256,10 @@ def _zero_residual_branches(network: nn.Module) -> None:
     (runs/deepgin-d, 2,888 steps). Zeroed, every block starts as the identity, features keep
     unit scale, and the image outputs start exactly at their stage's input image.
     """
-    for module in network.modules():
-        if isinstance(module, SPDBlock):
-            nn.init.zeros_(module.fuse.weight)
-            nn.init.zeros_(module.fuse.bias)
+    fusions = tuple(module.fuse for module in network.modules() if isinstance(module, SPDBlock))
+    for layer in fusions + heads:
+        nn.init.zeros_(layer.weight)
+        nn.init.zeros_(layer.bias)
 
 
 class CoarseStage(nn.Module):
@@ -366,10 +366,7 @@ class DeepGINGenerator(nn.Module):
         self.refine = RefinementStage(config.width, config.refine_blocks, residual=config.prefill)
         _init_weights(self, config.init_scale)
         if config.prefill:
-            _zero_residual_branches(self)
-            for head in (self.coarse.body[-1], self.refine.output, self.refine.back_projection.low[-1]):
-                nn.init.zeros_(head.weight)
-                nn.init.zeros_(head.bias)
+            _zero_residual_branches(self, (self.coarse.body[-1], self.refine.output, self.refine.back_projection.low[-1]))
 
     def forward(self, image: Tensor, mask: Tensor) -> dict[str, Tensor]:
         multiple = self.config.multiple
