@@ -178,8 +178,9 @@ train-wgan: venv
 # exists, else from scratch): width 26 (the widest generator a 16 MB float16 file holds, 7.09 M
 # parameters), the push-pull prefill with residual outputs that start at zero (the defaults: see
 # the README's DeepGIN section), 128² crops at batch 4 (a step about 0.45 s on one thread: 4x
-# cheaper than 256²; the network works at any size), the pixel terms alone as squared errors over
-# the hole (known_weight 0, pixel_loss l2, the defaults since runs/deepgin-g learned with them),
+# cheaper than 256²; the network works at any size), the pixel terms alone over the hole
+# (known_weight 0, the default; the shipped run, runs/deepgin-g, used squared errors, which a new
+# run from scratch takes with DEEPGIN_SET; L1, the default, did as well in a 3,000-step fork),
 # no perceptual or style loss (they need ImageNet VGG-19 weights: add --vgg-weights PATH
 # and drop those two --set items where you have them).
 # Then: python -m restore.training.ship $(DEEPGIN_RUN)/last.pt restore/weights/deepgin.pt

@@ -327,7 +327,8 @@ def test_config_defaults_are_the_papers_and_its_masks_parse():
     for bad in ({"width": 7}, {"refine_blocks": 3}, {"vgg_size": 8}, {"ema_decay": 1.0}, {"style_weight": -1.0}, {"init_scale": 0.0}):
         with pytest.raises(ValueError):
             DeepGINConfig(**bad)
-    assert "squared error terms alone for the first 25825 steps" in DeepGINTrainer.describe_losses(vars(config))
+    assert "L1 terms alone for the first 25825 steps" in DeepGINTrainer.describe_losses(vars(config))
+    assert "squared error on" in DeepGINTrainer.describe_losses({**vars(config), "pixel_loss": "l2"})
     code = DeepGINTrainer.describe_losses({**vars(config), "known_weight": 1.0, "pixel_loss": "l1"})
     assert code.startswith("L1 on the coarse, refined and 1/4-resolution outputs (hole pixels ×5.0)")
 
@@ -388,7 +389,7 @@ def test_known_weight_scales_the_known_pixels_of_the_l1():
     assert torch.equal(hole_weighted_l1(changed_outside, target, holes, 5.0, 0.0), hole_weighted_l1(predicted, target, holes, 5.0, 0.0))
     squared = hole_weighted_l1(predicted, target, holes, 5.0, 0.0, power=2)
     assert torch.allclose(squared, 5 * F.mse_loss(predicted * holes, target * holes))
-    assert DeepGINConfig().known_weight == 0.0 and DeepGINConfig().pixel_loss == "l2"
+    assert DeepGINConfig().known_weight == 0.0 and DeepGINConfig().pixel_loss == "l1"
     for bad in ({"known_weight": -1.0}, {"pixel_loss": "l3"}):
         with pytest.raises(ValueError):
             DeepGINConfig(**bad)
@@ -415,4 +416,4 @@ def test_a_checkpoint_from_before_known_weight_keeps_the_loss_it_trained_with():
     resumed = _configuration(DeepGINConfig, {"config": values}, None, (), None)
     started = _configuration(DeepGINConfig, None, {"config": values}, ("width=10",), None)
     assert (resumed.known_weight, resumed.pixel_loss, started.known_weight, started.pixel_loss, started.width) == (1.0, "l1", 1.0, "l1", 10)
-    assert config_from_dict(DeepGINConfig, {"width": 8}).pixel_loss == "l2"  # a partial file takes today's defaults
+    assert config_from_dict(DeepGINConfig, {"width": 8}).known_weight == 0.0  # a partial file takes today's defaults

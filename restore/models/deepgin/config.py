@@ -35,11 +35,12 @@ class DeepGINConfig:
         known_weight: the weight of known pixels in them (code: 1; ours 0). With ``prefill`` the
             outputs are residuals that the composite throws away outside the hole, so a known-pixel
             term only pulls every residual to zero.
-        pixel_loss: ``"l1"`` (paper and code) or ``"l2"`` (ours, as CSA's first stages), the
-            squared error with the same weights, for the three pixel terms. runs/deepgin-d (L1,
-            known pixels, the old start) sat at the fill for 2,888 steps; runs/deepgin-g (L2 over
-            the hole, residuals starting at zero) was 0.14–0.21 dB above it at step 3,000. The
-            paper's network: ``prefill=false init_scale=0.1 known_weight=1 pixel_loss=l1``.
+        pixel_loss: ``"l1"`` (paper and code) or ``"l2"``, the squared error with the same
+            weights, for the three pixel terms. runs/deepgin-d (L1, known pixels, the old start)
+            sat at the fill for 2,888 steps; with the zero start and the hole alone, L2
+            (runs/deepgin-g) and L1 (runs/deepgin-f) were both 0.1–0.3 dB above it at step 3,000,
+            L1 with 3–5 % lower SWD. The paper's network: ``prefill=false init_scale=0.1
+            known_weight=1``.
         perceptual_weight: λ_perceptual, VGG-19 feature L1 (paper: 0.05).
         style_weight: λ_style, VGG-19 Gram-matrix distance (paper: 80).
         tv_weight: λ_tv, total variation of the completed image (paper: 0.1).
@@ -74,7 +75,7 @@ class DeepGINConfig:
     discriminator_features: int = 256
     hole_weight: float = 5.0
     known_weight: float = 0.0
-    pixel_loss: str = "l2"
+    pixel_loss: str = "l1"
     perceptual_weight: float = 0.05
     style_weight: float = 80.0
     tv_weight: float = 0.1

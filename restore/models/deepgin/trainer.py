@@ -12,10 +12,9 @@ Generator (paper eq. 1–7, weights in :class:`~restore.models.deepgin.config.De
   1/32, 1/16, 1/8, 1/4, 1, for I_out and I_compltd against the ground truth;
 * total variation ×0.1 of I_compltd.
 
-With ``prefill`` (the default, our residual form) the three pixel terms are by default squared
-errors over the hole alone (``pixel_loss`` "l2", ``known_weight`` 0): under the code's L1 with
-the known pixels the residual stayed at the fill (runs/deepgin-d). ``pixel_loss=l1
-known_weight=1`` gives the code's terms.
+With ``prefill`` (the default, our residual form) the three pixel terms count the hole alone by
+default (``known_weight`` 0): with the known pixels the residual stayed at the fill
+(runs/deepgin-d). ``known_weight=1`` gives the code's terms; ``pixel_loss=l2`` squared errors.
 
 Where the paper and the code differ, this follows the code, because the code produced the
 published results and its loss weights are tuned to its forms: style is the layer-weighted
