@@ -123,9 +123,12 @@ class DeepGINTrainer(GANTrainer):
     @classmethod
     def describe_losses(cls, config: Mapping[str, Any]) -> str:
         """DeepGIN's generator losses, weights and warm-up in words (model cards)."""
-        pixel = "squared error" if config.get("pixel_loss", "l1") == "l2" else "L1"
-        known = config.get("known_weight", 1.0)
-        pixels = f"hole pixels ×{config['hole_weight']}" + (f", known ×{known}" if known != 1.0 else "") if known else f"hole pixels only, ×{config['hole_weight']}"
+        from restore.models.config import saved_config
+
+        config = saved_config(DeepGINConfig, config)
+        pixel = "squared error" if config["pixel_loss"] == "l2" else "L1"
+        known, hole = config["known_weight"], config["hole_weight"]
+        pixels = f"hole pixels only, ×{hole}" if known == 0 else f"hole pixels ×{hole}" + ("" if known == 1 else f", known ×{known}")
         losses = [f"{pixel} on the coarse, refined and 1/4-resolution outputs ({pixels})"]
         if config["perceptual_weight"] > 0:
             losses.append(f"VGG-19 perceptual {config['perceptual_weight']}")
