@@ -128,7 +128,6 @@ class DeepFillGenerator(nn.Module):
             filled = coarse[..., top:bottom, :] * hole + signed(top, bottom)
             return torch.cat([filled, torch.ones_like(hole), hole], dim=1)
 
-        dilated = self.refine_dilated[4:](self._encode(self.refine_dilated[:4], stage2_input, height, striped))
         features = self.refine_attention_encoder[4:](self._encode(self.refine_attention_encoder[:4], stage2_input, height, striped))
         hole = F.max_pool2d(mask, 4)  # a 1/4-resolution position is a hole when any of its pixels is
         # In eval mode only what reaches the hole matters: queries far from it are skipped
@@ -136,6 +135,9 @@ class DeepFillGenerator(nn.Module):
         margin = None if self.training else self.attention_margin
         attended, offsets = self.attention(features, hole, return_offsets=True, query_margin=margin)
         del features
+        # The dilated branch after the attention (it does not depend on it): its 1/4-resolution map
+        # is then not held while the attention works.
+        dilated = self.refine_dilated[4:](self._encode(self.refine_dilated[:4], stage2_input, height, striped))
 
         def merged(top: int, bottom: int) -> Tensor:
             decoded = self.refine_attention_decoder(attended[..., top:bottom, :])
