@@ -24,17 +24,21 @@ def _batch(name: str):
     return TrainingBatches(smoke_photos(), size=smoke_size(name), batch_size=2, mask_kinds=("box", "freeform"), seed=3).batch(0)
 
 
-@pytest.mark.parametrize("name", ["glcic", "deepgin"])
+#: Per method, settings that keep the test quick (DeepGIN's VGG terms on random weights cost most).
+QUICK = {"glcic": {}, "deepgin": {"perceptual_weight": 0.0, "style_weight": 0.0}}
+
+
+@pytest.mark.parametrize("name", sorted(QUICK))
 def test_a_terms_gradient_norm_is_linear_in_its_weight_and_nothing_is_updated(name: str) -> None:
     images, masks = _batch(name)
-    trainer = _trainer(name, adversarial_weight=0.01)
+    trainer = _trainer(name, adversarial_weight=0.01, **QUICK[name])
     before = {key: value.clone() for key, value in trainer.modules()["generator"].state_dict().items()}
     first = term_gradients(trainer, images, masks)
     assert "adversarial" in first and all(term.gradient_norm > 0 for term in first.values()), first
     after = trainer.modules()["generator"].state_dict()
     assert all(torch.equal(before[key], after[key]) for key in before if after[key].is_floating_point() and "running" not in key)
 
-    tenfold = _trainer(name, adversarial_weight=0.1)
+    tenfold = _trainer(name, adversarial_weight=0.1, **QUICK[name])
     second = term_gradients(tenfold, images, masks)
     assert second["adversarial"].weight == pytest.approx(10 * first["adversarial"].weight)
     assert second["adversarial"].gradient_norm == pytest.approx(10 * first["adversarial"].gradient_norm, rel=1e-3)
