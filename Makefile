@@ -175,28 +175,31 @@ train-wgan: venv
 	fi
 
 # DeepGIN (resumable; without a run folder, a new run starts from $(DEEPGIN_INIT) when that file
-# exists, else from scratch): width 26 (the widest generator a 16 MB float16 file holds, 7.09 M
-# parameters), the push-pull prefill with residual outputs that start at zero (the defaults: see
-# the README's DeepGIN section), 128² crops at batch 4 (a step about 0.45 s on one thread: 4x
-# cheaper than 256²; the network works at any size), the pixel terms alone over the hole
-# (known_weight 0, the default; the shipped run, runs/deepgin-g, used squared errors, which a new
-# run from scratch takes with DEEPGIN_SET; L1, the default, did as well in a 3,000-step fork),
-# no perceptual or style loss (they need ImageNet VGG-19 weights: add --vgg-weights PATH
-# and drop those two --set items where you have them).
+# exists, with DEEPGIN_INIT_SET, else from scratch with DEEPGIN_SET): width 26 (the widest
+# generator a 16 MB float16 file holds, 7.09 M parameters), the push-pull prefill with residual
+# outputs that start at zero (the defaults: see the README's DeepGIN section), 128² crops at
+# batch 4 (a step about 0.45 s on one thread without the discriminators, 0.8 s with them: 4x
+# cheaper than 256²; the network works at any size), L1 over the hole alone (known_weight 0),
+# no perceptual or style loss (they need ImageNet VGG-19 weights: add --vgg-weights PATH and
+# drop those two --set items where you have them) and therefore the adversarial term at 0.1,
+# not the paper's 0.001: without the VGG terms 0.001 leaves it 0.1 % of the generator's update
+# (benchmarks/loss_balance.py), 0.1 about 8 %. The shipped file is runs/deepgin-adv: the
+# warm-up's run (runs/deepgin-g, squared errors) continued with the discriminators.
 # Then: python -m restore.training.ship $(DEEPGIN_RUN)/last.pt restore/weights/deepgin.pt
-DEEPGIN_RUN ?= runs/deepgin-g
+DEEPGIN_RUN ?= runs/deepgin-adv
 DEEPGIN_INIT ?= $(wildcard restore/weights/deepgin.pt)
 DEEPGIN_ITERS ?= 40000
 DEEPGIN_SIZE ?= 128
 DEEPGIN_BATCH ?= 4
-DEEPGIN_SET ?= --set width=26 --set perceptual_weight=0 --set style_weight=0 --set known_weight=0 --set pixel_loss=l2
+DEEPGIN_SET ?= --set width=26 --set perceptual_weight=0 --set style_weight=0 --set adversarial_weight=0.1
+DEEPGIN_INIT_SET ?= --set warmup_steps=0 --set pixel_loss=l1 --set adversarial_weight=0.1
 DEEPGIN_TRAIN_FLAGS ?= --data ../shared/data/train --checkpoint-every 100 --keep-every 2000 --sample-every 1000 --eval-every 500
 train-deepgin: export OMP_WAIT_POLICY := $(OMP_WAIT_POLICY)
 train-deepgin: venv
 	if [ -f $(DEEPGIN_RUN)/last.pt ]; then \
 	  $(VENV)/bin/restore train --method deepgin --out $(DEEPGIN_RUN) --resume --iters $(DEEPGIN_ITERS) $(DEEPGIN_TRAIN_FLAGS); \
 	else \
-	  $(VENV)/bin/restore train --method deepgin --out $(DEEPGIN_RUN) $(if $(DEEPGIN_INIT),--init $(DEEPGIN_INIT)) --size $(DEEPGIN_SIZE) --batch-size $(DEEPGIN_BATCH) --iters $(DEEPGIN_ITERS) --warmup 100 --bf16 on $(if $(DEEPGIN_INIT),,$(DEEPGIN_SET)) $(DEEPGIN_TRAIN_FLAGS); \
+	  $(VENV)/bin/restore train --method deepgin --out $(DEEPGIN_RUN) $(if $(DEEPGIN_INIT),--init $(DEEPGIN_INIT) $(DEEPGIN_INIT_SET),$(DEEPGIN_SET)) --size $(DEEPGIN_SIZE) --batch-size $(DEEPGIN_BATCH) --iters $(DEEPGIN_ITERS) --warmup 100 --bf16 on $(DEEPGIN_TRAIN_FLAGS); \
 	fi
 
 build: venv

@@ -125,7 +125,8 @@ class GANTrainer(ABC):
     critic_steps: ClassVar[int] = 1
     #: Batches per step: 1 (shared by critic and generator updates) or ``critic_steps + 1``.
     batches_per_step: ClassVar[int] = 1
-    #: ``--set`` items that turn the method's VGG losses off (named when VGG weights are missing).
+    #: ``--set`` items that train the method without VGG-19 (its VGG losses off, and what must
+    #: change with them); named when VGG weights are missing.
     without_vgg: ClassVar[tuple[str, ...]] = ()
     #: Keep every module's 4-D weights channels-last (NHWC): a training step of DeepFill, GLCIC,
     #: DeepGIN and the WGAN runs 1.3-1.6x faster so on this CPU (oneDNN's bf16 convolutions;

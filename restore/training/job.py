@@ -139,7 +139,7 @@ def build_trainer(job: TrainJob, device: str, bf16: bool) -> Any:
         return trainer_class(config, device=device, vgg_weights=job.vgg_weights, bf16=bf16)
     except VGGWeightsError as error:
         hint = " ".join(f"--set {item}" for item in getattr(trainer_class, "without_vgg", ()))
-        raise JobError(f"{error}" + (f" (or disable the VGG losses: {hint})" if hint else "")) from None
+        raise JobError(f"{error}" + (f" (or train without VGG-19: {hint})" if hint else "")) from None
 
 
 def start_modules(method_name: str, initial: dict) -> dict[str, dict]:

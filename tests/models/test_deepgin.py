@@ -306,7 +306,7 @@ def test_without_vgg_and_gan_weights_the_trainer_needs_neither():
     assert trainer.vgg is None and trainer.discriminator is None and set(trainer.optimizers()) == {"generator"}
     losses = trainer.train_step(0, _batch())
     assert set(losses) == {"l1_coarse", "l1_refined", "l1_low_resolution", "tv", "total"}
-    assert DeepGINTrainer.without_vgg == ("perceptual_weight=0", "style_weight=0")
+    assert DeepGINTrainer.without_vgg == ("perceptual_weight=0", "style_weight=0", "adversarial_weight=0.1")
 
 
 def test_the_l1_is_the_codes_sum_of_masked_means():
@@ -331,6 +331,8 @@ def test_config_defaults_are_the_papers_and_its_masks_parse():
     assert "squared error on" in DeepGINTrainer.describe_losses({**vars(config), "pixel_loss": "l2"})
     code = DeepGINTrainer.describe_losses({**vars(config), "known_weight": 1.0, "pixel_loss": "l1"})
     assert code.startswith("L1 on the coarse, refined and 1/4-resolution outputs (hole pixels ×5.0)")
+    joint = DeepGINTrainer.describe_losses({**vars(config), "warmup_steps": 0})
+    assert joint.endswith("; all from the first step") and "alone" not in joint
 
 
 def test_init_scale_scales_the_initial_convolution_weights():

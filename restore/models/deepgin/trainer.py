@@ -106,7 +106,9 @@ class DeepGINTrainer(GANTrainer):
 
     name = "deepgin"
     channels_last = True
-    without_vgg = ("perceptual_weight=0", "style_weight=0")
+    #: Without VGG-19 the adversarial term must carry the realism: at the paper's 0.001 it is
+    #: 0.1 % of the update (benchmarks/loss_balance.py), at 0.1 about 8 %.
+    without_vgg = ("perceptual_weight=0", "style_weight=0", "adversarial_weight=0.1")
 
     def __init__(self, config: DeepGINConfig, device: str | torch.device = "cpu", vgg_weights: str | Path | None = None,
                  bf16: bool = False) -> None:
@@ -138,7 +140,8 @@ class DeepGINTrainer(GANTrainer):
             losses.append(f"total variation {config['tv_weight']}")
         if config["adversarial_weight"] > 0:
             losses.append(f"hinge GAN {config['adversarial_weight']} (two spectral-norm patch discriminators, full and half scale)")
-        return ", ".join(losses) + f"; the {pixel} terms alone for the first {config['warmup_steps']} steps"
+        warmup = config["warmup_steps"]
+        return ", ".join(losses) + (f"; the {pixel} terms alone for the first {warmup} steps" if warmup > 0 else "; all from the first step")
 
     def phase(self, step: int) -> str:
         """The generator alone on the L1 terms during the warm-up, then generator and discriminators."""
