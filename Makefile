@@ -139,7 +139,7 @@ train-glcic-32: venv
 # masks, batch 4, bf16 (a phase-1 step: about 3.4 s on 2 cores). The paper's phases (90,000 / 10,000
 # steps at batch 96 on 4 GPUs) are out of a CPU's reach; GLCIC_SET shortens them.
 # From the shipped file (phase 1 done) a new run takes GLCIC_INIT_SET: fresh discriminators alone
-# for 300 steps, then both networks, the adversarial term at α 0.02 (the seed's 0.0005 is 0.3 % of
+# for 300 steps, then both networks, the adversarial term at α 0.02 (the seed's 0.0005 is under 1 % of
 # the update: benchmarks/loss_balance.py; 0.02 about 15 %). runs/glcic-c is such a run (1,602
 # steps; not shipped: its fills show a plaid, see the README).
 # Then: python -m restore.training.ship $(GLCIC_RUN)/last.pt restore/weights/glcic.pt [--no-average] --batch-norm-batches 16
@@ -187,7 +187,7 @@ train-wgan: venv
 # cheaper than 256²; the network works at any size), L1 over the hole alone (known_weight 0),
 # no perceptual or style loss (they need ImageNet VGG-19 weights: add --vgg-weights PATH and
 # drop those two --set items where you have them) and therefore the adversarial term at 0.1,
-# not the paper's 0.001: without the VGG terms 0.001 leaves it 0.1 % of the generator's update
+# not the paper's 0.001: without the VGG terms 0.001 leaves it 0.15 % of the generator's update
 # (benchmarks/loss_balance.py), 0.1 about 8 %. The shipped file is runs/deepgin-adv: the
 # warm-up's run (runs/deepgin-g, squared errors) continued with the discriminators.
 # Then: python -m restore.training.ship $(DEEPGIN_RUN)/last.pt restore/weights/deepgin.pt

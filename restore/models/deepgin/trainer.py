@@ -107,7 +107,7 @@ class DeepGINTrainer(GANTrainer):
     name = "deepgin"
     channels_last = True
     #: Without VGG-19 the adversarial term must carry the realism: at the paper's 0.001 it is
-    #: 0.1 % of the update (benchmarks/loss_balance.py), at 0.1 about 8 %.
+    #: 0.15 % of the update (benchmarks/loss_balance.py), at 0.1 about 8 %.
     without_vgg = ("perceptual_weight=0", "style_weight=0", "adversarial_weight=0.1")
 
     def __init__(self, config: DeepGINConfig, device: str | torch.device = "cpu", vgg_weights: str | Path | None = None,

@@ -31,7 +31,7 @@ class GLCICConfig:
         discriminator_steps: phase 2, the discriminators alone (paper: T_D = 10,000); then both.
         gan_loss: ``"lsgan"`` (least squares, the seed's) or ``"bce"`` (the paper's cross-entropy).
         adversarial_weight: α, the GAN term's weight beside the squared error (seed: 0.0005 with
-            LSGAN; paper: 0.0004 with cross-entropy). At 0.0005 the term is 0.3 % of the
+            LSGAN; paper: 0.0004 with cross-entropy). At 0.0005 the term is under 1 % of the
             completion network's update (``benchmarks/loss_balance.py``), which the paper's
             400,000 joint steps can afford and a CPU cannot; runs/glcic-c's joint phase used 0.02
             (about 15 %; not shipped yet: its early fills show a plaid).
