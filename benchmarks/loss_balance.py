@@ -23,27 +23,38 @@ import click
 @click.option("--phase", type=click.Choice(["generator", "joint"]), default="joint", show_default=True,
               help="Which phase's generator terms (joint: with the adversarial term).")
 @click.option("--threads", default=1, show_default=True, type=click.IntRange(min=1))
+@click.option("--vgg-weights", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="VGG weights for methods whose losses use them, as restore train takes them.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None)
-def main(checkpoint: Path, data: Path, batches: int, phase: str, threads: int, json_path: Path | None) -> None:
+def main(checkpoint: Path, data: Path, batches: int, phase: str, threads: int, vgg_weights: Path | None,
+         json_path: Path | None) -> None:
     import numpy as np
     import torch
 
-    from restore.checkpoint import load_checkpoint
+    from restore.checkpoint import CheckpointError, load_checkpoint
     from restore.data.datasets import DEFAULT_TRAINING_MASKS, TrainingBatches, load_images
     from restore.models.config import saved_config
     from restore.models.registry import get_method
+    from restore.nn.vgg import VGGWeightsError
     from restore.training.loop import restore_state
     from restore.training.loss_balance import TermGradient, shares, term_gradients
 
     torch.set_num_threads(threads)
-    state = load_checkpoint(checkpoint)
-    method = get_method(str(state.get("method")))
-    config_class = method.config_class()
-    config = config_class(**saved_config(config_class, state["config"]))
-    options = state.get("metadata", {}).get("options", {})
-    bf16 = bool(state.get("metadata", {}).get("bf16", True))
-    trainer = method.trainer_class()(config, bf16=bf16)
-    restore_state(trainer, state)
+    try:
+        state = load_checkpoint(checkpoint)
+        method = get_method(str(state.get("method")))
+        if not method.trainable:
+            raise click.ClickException(f"{checkpoint}: method {method.name!r} has no trainer")
+        if "optimizers" not in state:
+            raise click.ClickException(f"{checkpoint} is a shipped checkpoint; give a run's checkpoint (RUN/last.pt, with its discriminators)")
+        config_class = method.config_class()
+        config = config_class(**saved_config(config_class, state["config"]))
+        options = state.get("metadata", {}).get("options", {})
+        bf16 = bool(state.get("metadata", {}).get("bf16", True))
+        trainer = method.trainer_class()(config, vgg_weights=vgg_weights, bf16=bf16)
+        restore_state(trainer, state)
+    except (CheckpointError, KeyError, ValueError, VGGWeightsError) as error:
+        raise click.ClickException(f"{checkpoint}: {error}") from None
     _, photos = load_images(data)
     source = TrainingBatches(photos, options.get("size") or 128, options.get("batch_size") or 4,
                              mask_kinds=options.get("mask_kinds") or DEFAULT_TRAINING_MASKS, seed=12345)

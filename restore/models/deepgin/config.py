@@ -47,7 +47,7 @@ class DeepGINConfig:
         adversarial_weight: λ_adv, the hinge generator loss of both discriminators (paper: 0.001,
             beside its VGG terms). Without them (no ImageNet weights here) 0.001 leaves the term
             0.15 % of the generator's update and 0.1 about 8 % (``benchmarks/loss_balance.py``);
-            the shipped run used 0.1 (runs/deepgin-adv: SWD down 17-21 % in 4,000 steps).
+            the shipped run used 0.1 (runs/deepgin-adv: held-out SWD down 20-25 % in 5,000 steps).
         vgg_size: images are resized to this side before VGG-19 (code: 224); 0: taken as they are.
         warmup_steps: the first steps train the generator alone on the L1 terms (paper: 10
             epochs; 25,825 steps = 10 × 10,330 ADE20K images / 4 per batch).
